@@ -1,0 +1,1 @@
+"""Pingjia hall gateway: ingest, tagging, storage, forwarding and the admin API."""

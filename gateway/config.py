@@ -1,0 +1,60 @@
+"""A hall's home folder and its settings (home/gateway.json).
+
+    home/gateway.json   settings, written once by `pingjia gateway init`
+    home/gateway.db     ratings, devices, sessions, cases, rejections (SQLite, WAL)
+    home/broker/        the generated Mosquitto configuration, its data and its log
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Config:
+    home: Path
+    hall: str = "hall1"
+    broker_host: str = "127.0.0.1"
+    broker_port: int = 1883
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    gateway_user: str = "gateway"
+    gateway_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    platform_url: str = "http://127.0.0.1:8090"
+    platform_token: str = "platform-token"
+
+    @property
+    def db_path(self) -> Path:
+        return self.home / "gateway.db"
+
+    @property
+    def broker_dir(self) -> Path:
+        return self.home / "broker"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def save(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        data = {k: v for k, v in asdict(self).items() if k != "home"}
+        path = self.home / "gateway.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        tmp.chmod(0o600)  # it holds the gateway's broker password and the API token
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, home: Path | str) -> "Config":
+        home = Path(home)
+        path = home / "gateway.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise SystemExit(f"no gateway settings at {path}: run `pingjia gateway init` first")
+        known = set(cls.__dataclass_fields__) - {"home"}
+        return cls(home=home, **{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,183 @@
+"""Protocol v1 on the gateway side: topics, canonical bytes, signatures, validation.
+
+protocol.md is the contract; this module and firmware/device/proto.py implement it and
+are both tested against protocol/vectors/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+
+VERSION = 1
+ROOT = "pingjia"
+
+# code -> (Chinese name, score); the order is best to worst.
+LEVELS = {
+    "very_satisfied": ("非常满意", 10),
+    "satisfied": ("满意", 8),
+    "basically_satisfied": ("基本满意", 6),
+    "dissatisfied": ("不满意", 3),
+    "very_dissatisfied": ("非常不满意", 0),
+}
+BAD_LEVELS = {"dissatisfied", "very_dissatisfied"}
+REASONS = {
+    "attitude": "服务态度差",
+    "slow": "办事效率低",
+    "materials": "材料要求繁琐",
+    "trips": "多次跑腿",
+    "commitment": "未兑现承诺",
+    "none": "未选择原因",
+}
+
+# Field order of each signed kind: the canonical form lists them in this order.
+FIELDS = {
+    "rating": ("dev", "seq", "level", "reason", "case", "ts", "tsync", "boot", "up", "fw"),
+    "ack": ("dev", "seq", "status", "reason"),
+    "session": ("dev", "window", "staff_id", "staff_name", "case", "item_code", "item_name", "at"),
+    "time": ("dev", "id", "now"),
+    "cmd": ("dev", "id", "cmd", "at"),
+}
+
+ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+CASE_RE = re.compile(r"^[A-Za-z0-9._-]{0,50}$")
+SEQ_MAX = 2**31 - 1
+
+
+class Rejected(Exception):
+    """A message the gateway refuses; `reason` is one of protocol.md's rejection codes."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def topic(hall: str, dev: str, leaf: str) -> str:
+    return f"{ROOT}/{hall}/{dev}/{leaf}"
+
+
+def parse_topic(t: str) -> tuple[str, str, str] | None:
+    """'pingjia/HALL/DEV/leaf[/more]' -> (hall, dev, leaf); None if not ours."""
+    parts = t.split("/")
+    if len(parts) < 4 or parts[0] != ROOT:
+        return None
+    return parts[1], parts[2], "/".join(parts[3:])
+
+
+def _value(v) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    s = str(v)
+    if "\n" in s or "\r" in s:
+        raise Rejected("schema", "line break in a field")
+    return s
+
+
+def canonical(kind: str, msg: dict) -> bytes:
+    lines = [f"{ROOT}/{VERSION}", kind]
+    lines += [f"{name}={_value(msg.get(name))}" for name in FIELDS[kind]]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def sign(key: bytes, kind: str, msg: dict) -> str:
+    return hmac.new(key, canonical(kind, msg), hashlib.sha256).hexdigest()
+
+
+def signed(key: bytes, kind: str, msg: dict) -> dict:
+    """A copy of msg with v and sig added: ready to publish."""
+    out = {"v": VERSION, **msg}
+    out["sig"] = sign(key, kind, out)
+    return out
+
+
+def encode(msg: dict) -> bytes:
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def verify(key: bytes, kind: str, msg: dict) -> None:
+    sig = msg.get("sig")
+    if not isinstance(sig, str) or not hmac.compare_digest(sig, sign(key, kind, msg)):
+        raise Rejected("bad_signature")
+
+
+@dataclass(frozen=True)
+class Rating:
+    dev: str
+    seq: int
+    level: str
+    reason: tuple[str, ...]
+    case: str
+    ts: int
+    tsync: bool
+    boot: int
+    up: int
+    fw: str
+    sig: str
+
+    @property
+    def id(self) -> str:
+        return rating_id(self.dev, self.seq)
+
+    @property
+    def score(self) -> int:
+        return LEVELS[self.level][1]
+
+
+def rating_id(dev: str, seq: int) -> str:
+    return f"{dev}:{seq}"
+
+
+def load_json(payload: bytes) -> dict:
+    try:
+        msg = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise Rejected("not_json", str(e)[:80]) from None
+    if not isinstance(msg, dict):
+        raise Rejected("not_json", "payload is not a JSON object")
+    return msg
+
+
+def _need(msg: dict, name: str, kind, check=None):
+    if name not in msg:
+        raise Rejected("schema", f"missing field {name}")
+    v = msg[name]
+    # bool is an int subclass in Python; a JSON true is never a number here.
+    if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+        raise Rejected("schema", f"field {name} has the wrong type")
+    if check is not None and not check(v):
+        raise Rejected("schema", f"field {name} out of range")
+    return v
+
+
+def parse_rating(payload: bytes) -> tuple[Rating, dict]:
+    """Schema-check a rating payload. The signature is checked later, with the device's key."""
+    msg = load_json(payload)
+    if msg.get("v") != VERSION:
+        raise Rejected("unsupported_version", f"v={msg.get('v')!r}")
+    dev = _need(msg, "dev", str, ID_RE.match)
+    seq = _need(msg, "seq", int, lambda n: 1 <= n <= SEQ_MAX)
+    level = _need(msg, "level", str, LEVELS.__contains__)
+    reason = _need(msg, "reason", list)
+    if not all(isinstance(r, str) and r in REASONS for r in reason) or len(reason) > 5:
+        raise Rejected("schema", "unknown reason code")
+    if level in BAD_LEVELS:
+        if not reason or ("none" in reason and len(reason) > 1):
+            raise Rejected("schema", "a bad review needs reason codes, or just 'none'")
+    elif reason:
+        raise Rejected("schema", "reason codes belong to bad reviews only")
+    case = _need(msg, "case", str, CASE_RE.match)
+    ts = _need(msg, "ts", int, lambda n: 0 <= n < 2**40)
+    tsync = _need(msg, "tsync", bool)
+    boot = _need(msg, "boot", int, lambda n: 0 <= n <= SEQ_MAX)
+    up = _need(msg, "up", int, lambda n: 0 <= n < 2**40)
+    fw = _need(msg, "fw", str, lambda s: 0 < len(s) <= 32 and "\n" not in s)
+    sig = _need(msg, "sig", str, lambda s: len(s) == 64)
+    return Rating(dev, seq, level, tuple(reason), case, ts, tsync, boot, up, fw, sig), msg

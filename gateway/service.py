@@ -1,0 +1,33 @@
+"""The running gateway: ingest, forwarder and HTTP API in one process."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from .api import create_app
+from .config import Config
+from .forwarder import Forwarder
+from .ingest import Ingest
+
+log = logging.getLogger("pingjia.gateway")
+
+
+class Gateway:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.forwarder = Forwarder(cfg)
+        self.ingest = Ingest(cfg, on_stored=self.forwarder.wake.set)
+
+    def run(self) -> None:
+        """Serve until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
+        self.forwarder.start()
+        self.ingest.start()
+        app = create_app(self.cfg, self)
+        log.info("gateway for hall %s: API at %s", self.cfg.hall, self.cfg.api_url)
+        try:
+            uvicorn.run(app, host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning")
+        finally:
+            self.ingest.stop()
+            self.forwarder.stop()

