@@ -54,8 +54,9 @@ class Outbox:
         self._collect()
 
     # -- reading -------------------------------------------------------------------
-    def _records(self, first):
-        """Yield (seq, payload bytes) of the valid records of one segment."""
+    def _records(self, first, count=False):
+        """Yield (seq, payload bytes) of the valid records of one segment; with count,
+        add the bad ones to self.corrupt (done once per segment, at boot)."""
         try:
             f = open(_name(first, "seg"), "rb")
         except OSError:
@@ -65,17 +66,16 @@ class Outbox:
                 line = f.readline()
                 if not line:
                     break
-                if len(line) < 11 or line[-1:] != b"\n" or line[8:9] != b" ":
-                    self.corrupt += 1
-                    continue
+                seq = None
                 body = line[9:-1]
-                if _crc(body).encode() != line[:8]:
-                    self.corrupt += 1
-                    continue
-                try:
-                    seq = json.loads(body)["seq"]
-                except (ValueError, KeyError, TypeError):
-                    self.corrupt += 1
+                if line[-1:] == b"\n" and line[8:9] == b" " and _crc(body).encode() == line[:8]:
+                    try:
+                        seq = json.loads(body)["seq"]
+                    except (ValueError, KeyError, TypeError):
+                        pass
+                if not isinstance(seq, int):
+                    if count:
+                        self.corrupt += 1
                     continue
                 yield seq, body
 
@@ -96,7 +96,7 @@ class Outbox:
     def _load(self, s):
         s[2] = self._acked(s[0])
         n = 0
-        for seq, _ in self._records(s[0]):
+        for seq, _ in self._records(s[0], True):
             if seq not in s[2]:
                 n += 1
         s[1] = n

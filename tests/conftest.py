@@ -1,0 +1,31 @@
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import firmware
+from simulator.devices import micropython_binary
+from simulator.hall import Hall
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = ROOT / "protocol" / "vectors"
+
+
+def run_device_code(script: str, cwd: Path, heap: str = "256k") -> list:
+    """Run a script under the real MicroPython unix port with the device code importable;
+    the script prints one JSON value per line, returned as a list."""
+    prelude = f"import sys\nsys.path.insert(0, {str(firmware.DEVICE_DIR)!r})\n"
+    p = subprocess.run([micropython_binary(), "-X", f"heapsize={heap}", "-c", prelude + script],
+                       cwd=cwd, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def hall(tmp_path):
+    h = Hall(tmp_path / "hall", devices=3, hall="test", seed=1)
+    try:
+        yield h.start()
+    finally:
+        h.stop()
