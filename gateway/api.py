@@ -89,7 +89,7 @@ def create_app(cfg: Config, gateway=None) -> FastAPI:
                 args.append(val)
         rows = d["ratings"].rows_where(" and ".join(where) or None, args, order_by="received_at",
                                        limit=limit, offset=offset)
-        return [{k: v for k, v in r.items() if k != "sig"} for r in rows]
+        return list(rows)  # the device's signature stays with the rating: it is the evidence
 
     @app.get("/api/v1/devices", dependencies=[Depends(auth)])
     def devices(d=Depends(db)):

@@ -65,6 +65,7 @@ class Hall:
         self.controller: Controller | None = None
         self.devices: dict[str, VirtualDevice] = {}
         self.windows: dict[str, str] = {}  # device -> window
+        self.credentials: dict[str, dict] = {}  # device -> key and broker password
         self.staff: dict[str, tuple[str, str]] = {}  # window -> (staff ID, name)
         self.business: Business | None = None
         self.gateway_kills = 0
@@ -76,10 +77,9 @@ class Hall:
         self.cfg.save()
         db = store.open_db(self.cfg.db_path)
         self.controller = Controller()
-        creds = []
         for i in range(1, self.n_devices + 1):
             dev, window = f"pj-{i:04d}", f"W{i:02d}"
-            creds.append(store.add_device(db, dev, window))
+            self.credentials[dev] = store.add_device(db, dev, window)
             self.windows[dev] = window
         self.broker.write_config(store.device_hashes(db))
         db.conn.close()
@@ -92,7 +92,7 @@ class Hall:
             staff = (f"{staff[0]}{i // len(STAFF) or ''}", staff[1])
             self.business.sign_in(window, *staff)
             self.staff[window] = staff
-        for c in creds:
+        for c in self.credentials.values():
             cfg = {"dev": c["dev"], "key": c["key"], "password": c["password"], "user": c["dev"],
                    "hall": self.cfg.hall, "broker": [self.cfg.broker_host, self.cfg.broker_port],
                    "ctl": self.controller.address}
