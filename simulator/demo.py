@@ -97,6 +97,7 @@ def _run_forever(hall: Hall) -> int:
         while True:
             time.sleep(10)
             s = hall.summary(list(pressed))
-            _say(f"pressed {s['pressed']}  stored {s['stored']}  forwarded {s['forwarded']}  lost so far {s['lost']}")
+            _say(f"pressed {s['pressed']}  stored {s['stored']}  forwarded {s['forwarded']}  "
+                 f"on the way {s['lost']}  duplicates {s['duplicates']}")
     finally:
         stop.set()
