@@ -1,15 +1,12 @@
 # Device entry point: read the provisioned config from flash and run the evaluator.
 # On the unix port the current directory is the device's flash (its data folder).
-import sys
 import json
 import asyncio
 
 
 def load_board(cfg):
-    if sys.platform == "esp32":
-        from board_esp32 import Board
-    else:
-        from board_unix import Board
+    # One board layer per hardware; the unix port's is the simulator's board.
+    from board_unix import Board
     return Board(cfg)
 
 

@@ -1,0 +1,41 @@
+"""The device code stays inside what MicroPython on an ESP32 offers."""
+
+import ast
+import importlib.metadata
+
+import firmware
+
+
+def esp32_modules() -> set[str]:
+    """Top-level modules of the ESP32 port, from the micropython-esp32-stubs and
+    micropython-stdlib-stubs packages."""
+    names = set()
+    for dist in ("micropython-esp32-stubs", "micropython-stdlib-stubs"):
+        for f in importlib.metadata.files(dist) or []:
+            parts = str(f).removeprefix("stdlib/").split("/")
+            if str(f).endswith(".pyi") and not parts[0].startswith("_"):
+                names.add(parts[0].removesuffix(".pyi"))
+    return names
+
+
+def test_the_stub_list_is_real():
+    mods = esp32_modules()
+    assert {"machine", "network", "asyncio", "hashlib", "json", "os"} <= mods
+    assert not {"hmac", "sqlite3", "threading", "subprocess"} & mods
+
+
+def test_device_code_imports_only_esp32_or_its_own_modules():
+    own = {p.stem for p in firmware.DEVICE_DIR.glob("*.py")}
+    available = esp32_modules() | own
+    for path in firmware.DEVICE_DIR.glob("*.py"):
+        tree = ast.parse(path.read_text(), str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in available, f"{path.name} imports {name}, not on the ESP32"
+
