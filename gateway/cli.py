@@ -43,7 +43,7 @@ def _gateway(args) -> int:
         except KeyboardInterrupt:
             broker.stop()
             return 0
-    if args.action == "device-add":
+    if args.action == "device" and args.device_action == "add":
         db = store.open_db(cfg.db_path)
         try:
             creds = store.add_device(db, args.dev, args.window)
@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     gi.add_argument("--platform-url", default="http://127.0.0.1:8090")
     for name, text in (("run", "run ingest, forwarder and API"), ("broker", "run the hall's Mosquitto")):
         gsub.add_parser(name, help=text).add_argument("--home", required=True)
-    ga = gsub.add_parser("device-add", help="register a device at a window; prints its credentials once")
+    gd = gsub.add_parser("device", help="the hall's device registry")
+    gdsub = gd.add_subparsers(dest="device_action", required=True)
+    ga = gdsub.add_parser("add", help="register a device at a window; prints its credentials once")
     ga.add_argument("--home", required=True)
     ga.add_argument("dev")
     ga.add_argument("--window", required=True)
