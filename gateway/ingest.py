@@ -30,7 +30,7 @@ class Ingest:
         self.db = store.open_db(cfg.db_path)
         self.on_stored = on_stored  # called after each newly stored rating (wakes the forwarder)
         self.counts = Counter()  # stored, duplicate, rejected:<reason> since start
-        self.lock = threading.Lock()  # the db connection is shared with publish_session()
+        self.lock = threading.RLock()  # the db connection is shared with the API's session pushes
         self.connected = threading.Event()
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pingjia-gateway-{cfg.hall}",
                         clean_session=False, manual_ack=True)
@@ -130,6 +130,8 @@ class Ingest:
         self._ack(d, r.seq, status, None)
         if status == "stored":
             log.debug("stored %s window=%s staff=%s case=%s", r.id, row["window"], row["staff_id"], r.case)
+            if row["tag_source"] == "case" and not row["repeat_of"]:
+                self.publish_session(row["window"])  # the case is rated: devices stop offering it
             if self.on_stored:
                 self.on_stored()
         return True
@@ -187,18 +189,20 @@ class Ingest:
 
     # -- sessions pushed to devices ----------------------------------------------------
     def publish_session(self, window: str) -> None:
-        """Push the window's current staff and latest unrated case to its devices (retained)."""
+        """Push the window's current staff and latest case to its devices (retained). A
+        rated case stays in the session, marked, so a device offers no second rating for it."""
         with self.lock:
             now = time.time()
             s = store.session_at(self.db, window, now)
             c = store.latest_case(self.db, window) if s else None
-            if c and (c["rating_id"] or c["completed_at"] < s["started_at"]):
-                c = None
+            if c and c["completed_at"] < s["started_at"]:
+                c = None  # a case from an earlier session
             for d in store.devices_at(self.db, window):
                 msg = {"dev": d["dev"], "window": window,
                        "staff_id": s and s["staff_id"], "staff_name": s and s["staff_name"],
                        "case": c and c["serial"], "item_code": c and c["item_code"],
-                       "item_name": c and c["item_name"], "at": int(now)}
+                       "item_name": c and c["item_name"], "rated": bool(c and c["rating_id"]),
+                       "at": int(now)}
                 msg = protocol.signed(bytes.fromhex(d["key"]), "session", msg)
                 self.client.publish(protocol.topic(self.cfg.hall, d["dev"], "session"),
                                     protocol.encode(msg), qos=1, retain=True)

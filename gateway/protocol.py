@@ -37,7 +37,7 @@ REASONS = {
 FIELDS = {
     "rating": ("dev", "seq", "level", "reason", "case", "ts", "tsync", "boot", "up", "fw"),
     "ack": ("dev", "seq", "status", "reason"),
-    "session": ("dev", "window", "staff_id", "staff_name", "case", "item_code", "item_name", "at"),
+    "session": ("dev", "window", "staff_id", "staff_name", "case", "item_code", "item_name", "rated", "at"),
     "time": ("dev", "id", "now"),
     "cmd": ("dev", "id", "cmd", "at"),
 }

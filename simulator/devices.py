@@ -8,14 +8,13 @@ controller's TCP socket (board_unix.py speaks the other end).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
-import time
+from collections import Counter
 from pathlib import Path
 
 import firmware
@@ -81,12 +80,12 @@ class DeviceLink:
         self.confirmed: list[dict] = []
         self.acked: set[int] = set()
         self.display: list[str] = []
-        self.events = 0
+        self.seen: Counter = Counter()  # events by name
 
     def update(self, ev: dict) -> None:
         with self.cond:
-            self.events += 1
             kind = ev.get("ev")
+            self.seen[kind] += 1
             if kind == "session":
                 self.session_case = ev.get("case") or None
             elif kind == "link":

@@ -125,6 +125,14 @@ class Hall:
         self.gateway.wait()
         self.gateway_kills += 1
 
+    def power_cycle(self, dev: str, timeout: float = 20.0) -> None:
+        """Pull the device's plug (kill -9) and plug it in again; returns once it is back online."""
+        self.devices[dev].power_cut()
+        self.controller.forget(dev)
+        self.devices[dev].start()
+        if not self.controller.link(dev, timeout).wait(lambda l: l.link_up, timeout):
+            raise TimeoutError(f"{dev} did not come back online")
+
     def stop(self) -> None:
         for d in self.devices.values():
             d.stop()

@@ -6,7 +6,6 @@ import sys
 import time
 
 import paho.mqtt.client as mqtt
-import pytest
 
 from gateway.broker import Broker
 from gateway.config import Config

@@ -1,6 +1,5 @@
 """The device's outbox and counters, run by the real MicroPython unix port."""
 
-import json
 
 from .conftest import run_device_code
 

@@ -51,10 +51,18 @@ def test_a_second_press_for_the_same_case_sends_nothing_new(hall):
     link = hall.controller.link("pj-0002")
     n = len(link.confirmed)
     link.press(1)
-    assert link.wait(lambda l: l.display and l.display[0] == "该办件已评价", 5)
+    assert link.wait(lambda l: l.seen["already_rated"] == 1, 5)
     assert len(link.confirmed) == n
     hall.wait_drained([first], timeout=30)
-    assert hall.summary([first])["forwarded"] == 1
+    # after a power cut the device learns from the retained session that the case is rated
+    hall.power_cycle("pj-0002")
+    link = hall.controller.link("pj-0002")
+    assert link.wait(lambda l: l.session_case == first["case_no"], 10)
+    link.press(2)
+    assert link.wait(lambda l: l.seen["already_rated"] == 1, 5)
+    assert link.confirmed == []
+    assert hall.summary([first]) == {"pressed": 1, "stored": 1, "forwarded": 1, "duplicates": 0,
+                                     "lost": 0, "mistagged": 0}
 
 
 def test_kill_9_of_the_gateway_while_devices_rate_loses_and_duplicates_nothing(hall):

@@ -175,6 +175,8 @@ class Evaluator:
             self.on_ack(msg)
         elif kind == "session":
             self.session = msg
+            if msg.get("rated") and msg.get("case"):
+                self.rated_case = msg["case"]  # rated before, perhaps before a reboot
             self.board.event("session", case=msg.get("case") or "", window=msg.get("window"))
             self.show_idle()
         elif kind == "time":
