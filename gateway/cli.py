@@ -1,4 +1,8 @@
-"""The `pingjia` command. Each subcommand imports only what it needs."""
+"""The `pingjia` command. Each subcommand imports only what it needs.
+
+`pingjia gateway device ...` and the session and case commands are thin clients of the
+running gateway's HTTP API, so the CLI and the API can never disagree.
+"""
 
 from __future__ import annotations
 
@@ -9,79 +13,179 @@ import sys
 from pathlib import Path
 
 
-def _gateway(args) -> int:
+def _print(data) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+class ApiClient:
+    def __init__(self, home: str):
+        import httpx
+
+        from .config import Config
+
+        self.cfg = Config.load(home)
+        self.httpx = httpx
+        self.http = httpx.Client(base_url=self.cfg.api_url, timeout=30,
+                                 headers={"Authorization": f"Bearer {self.cfg.api_token}"})
+
+    def call(self, method: str, path: str, **kw):
+        try:
+            r = self.http.request(method, path, **kw)
+        except self.httpx.ConnectError:
+            raise SystemExit(f"the gateway is not running at {self.cfg.api_url}: "
+                             f"start it with `pingjia gateway run --home {self.cfg.home}`") from None
+        if r.status_code >= 400:
+            try:
+                detail = r.json().get("detail")
+            except ValueError:
+                detail = r.text
+            raise SystemExit(f"error {r.status_code}: {json.dumps(detail, ensure_ascii=False)}")
+        return r.json()
+
+
+def _init(args) -> int:
     from . import store
     from .broker import Broker
     from .config import Config
 
-    if args.action == "init":
-        path = Path(args.home)
-        if (path / "gateway.json").exists():
-            print(f"{path}/gateway.json exists; leaving it as it is", file=sys.stderr)
-            cfg = Config.load(path)
-        else:
-            cfg = Config(home=path, hall=args.hall, broker_port=args.broker_port, api_port=args.api_port,
-                         platform_url=args.platform_url)
-            cfg.save()
-        db = store.open_db(cfg.db_path)
-        Broker(cfg).write_config(store.device_hashes(db))
-        print(f"hall {cfg.hall} at {path}: broker config {cfg.broker_dir}/mosquitto.conf, API {cfg.api_url}")
-        return 0
+    path = Path(args.home)
+    if (path / "gateway.json").exists():
+        print(f"{path}/gateway.json exists; leaving it as it is", file=sys.stderr)
+        cfg = Config.load(path)
+    else:
+        cfg = Config(home=path, hall=args.hall, broker_host=args.broker_host, broker_port=args.broker_port,
+                     api_port=args.api_port, platform_url=args.platform_url)
+        cfg.save()
+    db = store.open_db(cfg.db_path)
+    Broker(cfg).write_config(store.device_hashes(db))
+    print(f"hall {cfg.hall} at {path}: broker config {cfg.broker_dir}/mosquitto.conf, API {cfg.api_url}")
+    return 0
+
+
+def _run(args) -> int:
+    from .config import Config
+    from .service import Gateway
+
+    Gateway(Config.load(args.home)).run()
+    return 0
+
+
+def _broker(args) -> int:
+    from . import store
+    from .broker import Broker
+    from .config import Config
+
     cfg = Config.load(args.home)
-    if args.action == "run":
-        from .service import Gateway
-
-        Gateway(cfg).run()
+    broker = Broker(cfg)
+    broker.write_config(store.device_hashes(store.open_db(cfg.db_path)))
+    proc = broker.start()
+    print(f"mosquitto listening on {cfg.broker_host}:{cfg.broker_port} (pid {proc.pid})", file=sys.stderr)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        broker.stop()
         return 0
-    if args.action == "broker":
-        broker = Broker(cfg)
-        broker.write_config(store.device_hashes(store.open_db(cfg.db_path)))
-        proc = broker.start()
-        print(f"mosquitto listening on {cfg.broker_host}:{cfg.broker_port} (pid {proc.pid})")
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            broker.stop()
-            return 0
-    if args.action == "device" and args.device_action == "add":
-        db = store.open_db(cfg.db_path)
-        try:
-            creds = store.add_device(db, args.dev, args.window)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        broker = Broker(cfg)
-        broker.write_config(store.device_hashes(db))
-        broker.reload()
-        creds.update(hall=cfg.hall, broker=[cfg.broker_host, cfg.broker_port])
-        print(json.dumps(creds, indent=2))
+
+
+def _device(args) -> int:
+    api = ApiClient(args.home)
+    a = args.device_action
+    if a == "add":
+        creds = api.call("POST", "/api/v1/devices", json={"dev": args.dev, "window": args.window, "model": args.model})
+        if args.out:
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(creds, ensure_ascii=False))
+            out.chmod(0o600)
+            print(f"device config for {args.dev} written to {out}", file=sys.stderr)
+        else:
+            _print(creds)
         print("the key and password are shown only now: put them on the device", file=sys.stderr)
-        return 0
-    raise AssertionError(args.action)
+    elif a == "list":
+        for d in api.call("GET", "/api/v1/devices"):
+            h = d["health"] or {}
+            print(f"{d['dev']:<12} {d['window']:<8} {d['state']:<11} "
+                  f"{'online' if d['online'] else 'offline':<8} {'stale' if d['stale'] else 'fresh':<6} "
+                  f"fw={d['fw'] or '-'} outbox={h.get('outbox', '-')}")
+    elif a == "show":
+        _print(api.call("GET", f"/api/v1/devices/{args.dev}"))
+    elif a == "move":
+        _print(api.call("POST", f"/api/v1/devices/{args.dev}/window", json={"window": args.window}))
+    elif a == "retire":
+        _print(api.call("POST", f"/api/v1/devices/{args.dev}/retire"))
+    elif a == "rotate":
+        _print(api.call("POST", f"/api/v1/devices/{args.dev}/rotate", json={"grace_hours": args.grace_hours}))
+    return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _session(args) -> int:
+    api = ApiClient(args.home)
+    if args.action == "sign-in":
+        _print(api.call("POST", f"/api/v1/windows/{args.window}/sign-in",
+                        json={"staff_id": args.staff_id, "staff_name": args.staff_name}))
+    elif args.action == "sign-out":
+        _print(api.call("POST", f"/api/v1/windows/{args.window}/sign-out"))
+    elif args.action == "case":
+        items = [{"code": c, "name": n} for c, n in args.item]
+        _print(api.call("POST", "/api/v1/cases", json={"serial": args.serial, "window": args.window, "items": items}))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pingjia", description="Pingjia: window evaluators and the hall gateway.")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = p.add_subparsers(dest="command", required=True)
 
     g = sub.add_parser("gateway", help="the hall gateway")
     gsub = g.add_subparsers(dest="action", required=True)
-    gi = gsub.add_parser("init", help="create a hall's home folder and settings")
-    gi.add_argument("--home", required=True)
+
+    def home(parser):
+        parser.add_argument("--home", required=True, help="the hall's home folder")
+        return parser
+
+    gi = home(gsub.add_parser("init", help="create a hall's home folder and settings"))
     gi.add_argument("--hall", default="hall1")
+    gi.add_argument("--broker-host", default="127.0.0.1", help="the address devices reach the broker at")
     gi.add_argument("--broker-port", type=int, default=1883)
     gi.add_argument("--api-port", type=int, default=8080)
     gi.add_argument("--platform-url", default="http://127.0.0.1:8090")
-    for name, text in (("run", "run ingest, forwarder and API"), ("broker", "run the hall's Mosquitto")):
-        gsub.add_parser(name, help=text).add_argument("--home", required=True)
-    gd = gsub.add_parser("device", help="the hall's device registry")
+    gi.set_defaults(func=_init)
+    home(gsub.add_parser("run", help="run ingest, forwarder and API")).set_defaults(func=_run)
+    home(gsub.add_parser("broker", help="run the hall's Mosquitto")).set_defaults(func=_broker)
+
+    gd = gsub.add_parser("device", help="the device registry (through the running gateway)")
     gdsub = gd.add_subparsers(dest="device_action", required=True)
-    ga = gdsub.add_parser("add", help="register a device at a window; prints its credentials once")
-    ga.add_argument("--home", required=True)
+    ga = home(gdsub.add_parser("add", help="register a device at a window; prints its credentials once"))
     ga.add_argument("dev")
     ga.add_argument("--window", required=True)
-    g.set_defaults(func=_gateway)
+    ga.add_argument("--model", default="five-button", choices=["five-button", "tablet"])
+    ga.add_argument("--out", help="write the device's config.json here instead of printing it")
+    home(gdsub.add_parser("list", help="devices with their health"))
+    home(gdsub.add_parser("show", help="one device")).add_argument("dev")
+    gm = home(gdsub.add_parser("move", help="assign a device to another window"))
+    gm.add_argument("dev")
+    gm.add_argument("--window", required=True)
+    home(gdsub.add_parser("retire", help="lock a device out for good")).add_argument("dev")
+    gr = home(gdsub.add_parser("rotate", help="new key and password for a device"))
+    gr.add_argument("dev")
+    gr.add_argument("--grace-hours", type=float, default=168,
+                    help="how long ratings signed with the old key still verify (default a week)")
+    gd.set_defaults(func=_device)
+
+    si = home(gsub.add_parser("sign-in", help="a staff member signs in at a window"))
+    si.add_argument("window")
+    si.add_argument("staff_id")
+    si.add_argument("staff_name")
+    si.set_defaults(func=_session)
+    so = home(gsub.add_parser("sign-out", help="the staff member at a window signs out"))
+    so.add_argument("window")
+    so.set_defaults(func=_session)
+    gc = home(gsub.add_parser("case", help="a case was completed at a window"))
+    gc.add_argument("serial")
+    gc.add_argument("--window", required=True)
+    gc.add_argument("--item", nargs=2, action="append", required=True, metavar=("CODE", "NAME"),
+                    help="the item; repeat for a batch case")
+    gc.set_defaults(func=_session)
 
     d = sub.add_parser("demo", help="a whole hall on this machine: broker, gateway, stand-ins, virtual devices")
     d.add_argument("--devices", type=int, default=4)
@@ -93,8 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     ps.add_argument("--port", type=int, default=8090)
     ps.add_argument("--token", default="platform-token")
     ps.set_defaults(func=lambda a: __import__("simulator.platform", fromlist=["serve"]).serve(a.port, a.token))
+    return p
 
-    args = p.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the rest

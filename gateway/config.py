@@ -26,6 +26,8 @@ class Config:
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     platform_url: str = "http://127.0.0.1:8090"
     platform_token: str = "platform-token"
+    timezone: str = "Asia/Shanghai"  # the hall's: dates in filters and times in answers
+    heartbeat_s: int = 60  # a device is stale after 3 missed heartbeats
 
     @property
     def db_path(self) -> Path:

@@ -1,13 +1,17 @@
 """MQTT ingest: validate, verify, tag and commit each rating, and only then acknowledge.
 
-The order per message is: store (SQLite commit) -> application ack to the device ->
-MQTT PUBACK. paho runs with manual_ack and a persistent session, so a message the
-gateway did not get to store (crash, kill -9) is redelivered by the broker, and the
-device resends anything that was never application-acked.
+paho's network thread only queues what arrives. A writer thread takes up to GROUP
+messages at a time (Mosquitto sends the gateway at most 20 unacked QoS 1 messages, its
+in-flight window), handles them in one SQLite transaction, commits (one fsync for the
+group), and only then sends each device its application ack and the broker its PUBACK.
+paho runs with manual_ack and a persistent session, so a message the gateway did not get
+to commit (crash, kill -9) is redelivered by the broker, and the device resends anything
+it was never application-acked for.
 """
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import socket
@@ -23,39 +27,66 @@ from .protocol import Rejected
 
 log = logging.getLogger("pingjia.ingest")
 
+GROUP = 20  # messages per transaction: the broker's in-flight window to the gateway
+GROUP_WAIT_S = 0.002  # how long a lone message waits for company before it is committed
+DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+
 
 class Ingest:
     def __init__(self, cfg: Config, on_stored=None):
         self.cfg = cfg
         self.db = store.open_db(cfg.db_path)
         self.on_stored = on_stored  # called after each newly stored rating (wakes the forwarder)
-        self.counts = Counter()  # stored, duplicate, rejected:<reason> since start
-        self.lock = threading.RLock()  # the db connection is shared with the API's session pushes
+        self.counts = Counter()  # stored, duplicate, rejected:<reason>, ... since start
+        self.broker_dropped: int | None = None  # the broker's own count of dropped messages
+        self.lock = threading.RLock()  # guards self.db: the writer and the API's session pushes
         self.connected = threading.Event()
+        self._devices: dict[str, dict] = {}  # cache of device rows; see forget()
+        self._queue: collections.deque = collections.deque()
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pingjia-gateway-{cfg.hall}",
                         clean_session=False, manual_ack=True)
         c.username_pw_set(cfg.gateway_user, cfg.gateway_password)
-        c.will_set(protocol.topic(cfg.hall, "gateway", "status"),
-                   protocol.encode({"v": 1, "state": "offline"}), qos=1, retain=True)
+        c.will_set(self._gateway_status_topic, protocol.encode({"v": 1, "state": "offline"}), qos=1, retain=True)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message
         c.on_socket_open = self._on_socket_open
-        c.max_inflight_messages_set(100)
+        c.max_inflight_messages_set(1000)  # our own acks and sessions, outgoing
+        c.max_queued_messages_set(0)
         c.reconnect_delay_set(0.2, 5)
         self.client = c
 
+    @property
+    def _gateway_status_topic(self) -> str:
+        return protocol.topic(self.cfg.hall, "gateway", "status")
+
     def start(self) -> None:
+        self._writer.start()
         self.client.connect_async(self.cfg.broker_host, self.cfg.broker_port, keepalive=30)
         self.client.loop_start()
 
     def stop(self) -> None:
-        self.client.publish(protocol.topic(self.cfg.hall, "gateway", "status"),
-                            protocol.encode({"v": 1, "state": "offline"}), qos=1, retain=True)
+        self.client.publish(self._gateway_status_topic, protocol.encode({"v": 1, "state": "offline"}),
+                            qos=1, retain=True)
         self.client.disconnect()
         self.client.loop_stop()
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        self._writer.join(5)
 
-    # -- paho callbacks ----------------------------------------------------------------
+    def forget(self, dev: str) -> None:
+        """Drop a device from the cache after the registry changed it."""
+        with self.lock:
+            self._devices.pop(dev, None)
+
+    def backlog(self) -> int:
+        return len(self._queue)
+
+    # -- paho callbacks (network thread: keep them short) -------------------------------
     def _on_socket_open(self, client, userdata, sock):
         try:  # Nagle would hold each small ack back by up to 40 ms
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -68,9 +99,8 @@ class Ingest:
             return
         root = f"{protocol.ROOT}/{self.cfg.hall}/+"
         client.subscribe([(f"{root}/rating", 1), (f"{root}/status", 1), (f"{root}/health", 0),
-                          (f"{root}/time/req", 0), (f"{root}/cmd/reply", 1)])
-        client.publish(protocol.topic(self.cfg.hall, "gateway", "status"),
-                       protocol.encode({"v": 1, "state": "online"}), qos=1, retain=True)
+                          (f"{root}/time/req", 0), (f"{root}/cmd/reply", 1), (DROPPED_TOPIC, 0)])
+        client.publish(self._gateway_status_topic, protocol.encode({"v": 1, "state": "online"}), qos=1, retain=True)
         self.connected.set()
         log.info("connected to the broker at %s:%s", self.cfg.broker_host, self.cfg.broker_port)
 
@@ -79,113 +109,170 @@ class Ingest:
         log.warning("disconnected from the broker: %s", reason_code)
 
     def _on_message(self, client, userdata, msg):
-        try:
-            with self.lock:
-                done = self.handle(msg.topic, msg.payload)
-        except Exception:  # never let one message stop ingest; it is redelivered later
-            log.exception("could not handle a message on %s", msg.topic)
-            self.counts["internal_error"] += 1
+        if msg.topic == DROPPED_TOPIC:
+            try:
+                self.broker_dropped = int(msg.payload)
+            except ValueError:
+                pass
             return
-        if done and msg.qos:
-            client.ack(msg.mid, msg.qos)
+        with self._cv:
+            self._queue.append(msg)
+            if len(self._queue) == 1 or len(self._queue) >= GROUP:
+                self._cv.notify()
 
-    # -- handling ----------------------------------------------------------------------
-    def handle(self, topic: str, payload: bytes) -> bool:
-        """Handle one message; True when it may be PUBACKed (stored or finally rejected)."""
+    # -- the writer thread -------------------------------------------------------------
+    def _write_loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._stopping:
+                    self._cv.wait()
+                if self._stopping:
+                    return
+                if len(self._queue) < GROUP:
+                    self._cv.wait(GROUP_WAIT_S)
+                n = min(GROUP, len(self._queue))
+                batch = [self._queue.popleft() for _ in range(n)]
+            try:
+                after = self._commit_group(batch)
+            except Exception:
+                # The transaction rolled back (disk full, database locked...): nothing was
+                # acked, so nothing is lost. Put the group back and try again shortly.
+                log.exception("could not commit %d messages; retrying", len(batch))
+                self.counts["commit_retries"] += 1
+                with self._cv:
+                    self._queue.extendleft(reversed(batch))
+                time.sleep(0.5)
+                continue
+            self._acknowledge(after)
+
+    def _commit_group(self, batch) -> list:
+        """Handle a group in one transaction (one fsync); returns, per message, the
+        actions to run now that it is committed."""
+        now = time.time()
+        after = []
+        with self.lock, self.db.conn:
+            for msg in batch:
+                try:
+                    actions = self.handle(msg.topic, msg.payload, now)
+                except Rejected as e:
+                    actions = self._reject(e.reason, None, msg.topic, msg.payload, e.detail, now)
+                after.append((msg, actions))
+        return after
+
+    def _acknowledge(self, after) -> None:
+        for msg, actions in after:
+            for act in actions:
+                try:
+                    act()
+                except Exception:  # committed already: a lost ack only makes the device resend
+                    log.exception("after-commit action failed for a message on %s", msg.topic)
+                    self.counts["internal_error"] += 1
+            if msg.qos:
+                self.client.ack(msg.mid, msg.qos)
+
+    # -- handling (inside the group's transaction) --------------------------------------
+    def handle(self, topic: str, payload: bytes, now: float) -> list:
+        """Write what one message says; returns actions for after the commit."""
         parts = protocol.parse_topic(topic)
         if parts is None or parts[0] != self.cfg.hall:
-            return self._reject("wrong_topic", None, topic, payload, "not this hall's topic")
+            return self._reject("wrong_topic", None, topic, payload, "not this hall's topic", now)
         _, dev, leaf = parts
         if leaf == "rating":
-            return self._rating(dev, topic, payload)
-        if leaf == "health":
-            return self._health(dev, topic, payload)
-        if leaf == "status":
-            return self._status(dev, topic, payload)
-        if leaf == "time/req":
-            return self._time(dev, topic, payload)
-        return True
+            return self._rating(dev, topic, payload, now)
+        if dev == "gateway" or (leaf == "status" and not payload):
+            return []  # our own retained status, or a retained status being cleared
+        handler = {"health": self._health, "status": self._status, "time/req": self._time}.get(leaf)
+        if handler is None:
+            return []
+        d = self._device(dev)
+        if d is None:
+            return self._reject("unknown_device", dev, topic, payload, f"{leaf} from an unknown device", now)
+        return handler(d, protocol.load_json(payload), now)
 
-    def _rating(self, dev, topic, payload) -> bool:
-        now = time.time()
+    def _device(self, dev: str) -> dict | None:
+        d = self._devices.get(dev)
+        if d is None:
+            d = store.device(self.db, dev)
+            if d is None or d["state"] == "retired":
+                return None
+            self._devices[dev] = d
+        return d
+
+    def _rating(self, dev, topic, payload, now) -> list:
         d = None
         try:
-            r, _ = protocol.parse_rating(payload)
+            r, msg = protocol.parse_rating(payload)
             if r.dev != dev:
                 raise Rejected("topic_mismatch", f"topic device {dev}, payload device {r.dev}")
-            d = store.device(self.db, dev)
-            if d is None or d["state"] != "active":
-                d = None
-                raise Rejected("unknown_device", dev)
-            protocol.verify(bytes.fromhex(d["key"]), "rating", json.loads(payload))
-            status, row = store.store_rating(self.db, r, d["window"], now)
+            d = self._device(dev)
+            if d is None:
+                raise Rejected("unknown_device", f"{dev} is not registered or is retired")
+            canonical = protocol.canonical("rating", msg)
+            if not any(protocol.check(key, canonical, r.sig) for key in store.verify_keys(d, now)):
+                raise Rejected("bad_signature")
+            status, row = store.store_rating(self.db, r, d, now)
         except Rejected as e:
-            self._reject(e.reason, dev, topic, payload, e.detail)
+            actions = self._reject(e.reason, dev, topic, payload, e.detail, now)
             if e.reason == "replay":
                 # Only a message whose signature checked out gets a reply: an answer to an
                 # unverified one would let a forger make the device drop a real rating.
-                self._ack(d, r.seq, "rejected", e.reason)
-            return True
+                seq = r.seq
+                actions.append(lambda: self._ack(d, seq, "rejected", "replay"))
+            return actions
+        if d["state"] == "provisioned":
+            self._activate(d)
         self.counts[status] += 1
-        self._ack(d, r.seq, status, None)
+        actions = [lambda: self._ack(d, r.seq, status, None)]
         if status == "stored":
-            log.debug("stored %s window=%s staff=%s case=%s", r.id, row["window"], row["staff_id"], r.case)
             if row["tag_source"] == "case" and not row["repeat_of"]:
-                self.publish_session(row["window"])  # the case is rated: devices stop offering it
+                window = row["window"]
+                actions.append(lambda: self.publish_session(window))  # devices stop offering the case
             if self.on_stored:
-                self.on_stored()
-        return True
+                actions.append(self.on_stored)
+        return actions
+
+    def _activate(self, d: dict) -> None:
+        self.db.execute("update devices set state = 'active' where dev = ? and state = 'provisioned'", [d["dev"]])
+        d["state"] = "active"
 
     def _ack(self, d: dict, seq: int, status: str, reason: str | None) -> None:
         msg = protocol.signed(bytes.fromhex(d["key"]), "ack",
                               {"dev": d["dev"], "seq": seq, "status": status, "reason": reason})
         self.client.publish(protocol.topic(self.cfg.hall, d["dev"], "ack"), protocol.encode(msg), qos=1)
 
-    def _reject(self, reason, dev, topic, payload, detail) -> bool:
+    def _reject(self, reason, dev, topic, payload, detail, now) -> list:
         self.counts[f"rejected:{reason}"] += 1
-        log.warning("rejected a message on %s: %s %s", topic, reason, detail)
-        store.record_rejection(self.db, reason, dev, topic, detail, payload)
-        return True
+        log.warning("rejected a message on %s: %s %s", topic[:100], reason, detail)
+        store.record_rejection(self.db, reason, dev, topic, detail, payload, now)
+        return []
 
-    def _health(self, dev, topic, payload) -> bool:
-        d = store.device(self.db, dev)
-        if d is None:
-            return self._reject("unknown_device", dev, topic, payload, "health from an unknown device")
-        try:
-            h = protocol.load_json(payload)
-        except Rejected as e:
-            return self._reject(e.reason, dev, topic, payload, e.detail)
-        with self.db.conn:
-            self.db["devices"].update(dev, {"health": json.dumps(h, ensure_ascii=False)[:2000],
-                                            "health_at": time.time(), "fw": str(h.get("fw"))[:32]})
-        return True
+    def _health(self, d, h, now) -> list:
+        fw = h.get("fw")
+        self.db.execute("update devices set health = ?, health_at = ?, fw = coalesce(?, fw) where dev = ?",
+                        [json.dumps(h, ensure_ascii=False)[:2000], now,
+                         fw[:32] if isinstance(fw, str) else None, d["dev"]])
+        if d["state"] == "provisioned":
+            self._activate(d)
+        return []
 
-    def _status(self, dev, topic, payload) -> bool:
-        if dev == "gateway" or store.device(self.db, dev) is None:
-            return True  # our own retained status, or a retired device's old one
-        try:
-            online = protocol.load_json(payload).get("state") == "online"
-        except Rejected:
-            online = False
-        with self.db.conn:
-            self.db["devices"].update(dev, {"online": int(online), "status_at": time.time()})
-        return True
+    def _status(self, d, msg, now) -> list:
+        self.db.execute("update devices set online = ?, status_at = ? where dev = ?",
+                        [int(msg.get("state") == "online"), now, d["dev"]])
+        return []
 
-    def _time(self, dev, topic, payload) -> bool:
-        d = store.device(self.db, dev)
-        if d is None:
-            return self._reject("unknown_device", dev, topic, payload, "time request from an unknown device")
-        try:
-            req = protocol.load_json(payload)
-        except Rejected as e:
-            return self._reject(e.reason, dev, topic, payload, e.detail)
-        now_ms = int(time.time() * 1000)
-        if isinstance(req.get("ts"), int):  # the sync record: how far off the device clock was
-            with self.db.conn:
-                self.db["devices"].update(dev, {"clock_offset": now_ms / 1000 - req["ts"], "synced_at": now_ms / 1000})
-        msg = protocol.signed(bytes.fromhex(d["key"]), "time", {"dev": dev, "id": req.get("id"), "now": now_ms})
-        self.client.publish(protocol.topic(self.cfg.hall, dev, "time"), protocol.encode(msg), qos=0)
-        return True
+    def _time(self, d, req, now) -> list:
+        """Answer a time request, and keep the sync record: at gateway time `now` the device
+        had been up `up` seconds in boot `boot` (protocol.md section 8)."""
+        dev = d["dev"]
+        boot, up, ts = req.get("boot"), req.get("up"), req.get("ts")
+        if all(isinstance(x, int) and not isinstance(x, bool) for x in (boot, up, ts)):
+            self.db.execute("update devices set sync_at = ?, sync_boot = ?, sync_up = ?, clock_offset = ? "
+                            "where dev = ?", [now, boot, up, now - ts, dev])
+            d.update(sync_at=now, sync_boot=boot, sync_up=up, clock_offset=now - ts)
+        reply = protocol.signed(bytes.fromhex(d["key"]), "time",
+                                {"dev": dev, "id": req.get("id"), "now": int(now * 1000)})
+        return [lambda: self.client.publish(protocol.topic(self.cfg.hall, dev, "time"),
+                                            protocol.encode(reply), qos=0)]
 
     # -- sessions pushed to devices ----------------------------------------------------
     def publish_session(self, window: str) -> None:
@@ -207,3 +294,7 @@ class Ingest:
                 self.client.publish(protocol.topic(self.cfg.hall, d["dev"], "session"),
                                     protocol.encode(msg), qos=1, retain=True)
 
+    def clear_retained(self, dev: str) -> None:
+        """A retired device leaves no retained session or status behind."""
+        for leaf in ("session", "status"):
+            self.client.publish(protocol.topic(self.cfg.hall, dev, leaf), b"", qos=1, retain=True)

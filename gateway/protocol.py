@@ -102,9 +102,14 @@ def encode(msg: dict) -> bytes:
     return json.dumps(msg, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
+def check(key: bytes, canonical_bytes: bytes, sig: str) -> bool:
+    """Constant-time check of a signature over already computed canonical bytes."""
+    return hmac.compare_digest(sig, hmac.new(key, canonical_bytes, hashlib.sha256).hexdigest())
+
+
 def verify(key: bytes, kind: str, msg: dict) -> None:
     sig = msg.get("sig")
-    if not isinstance(sig, str) or not hmac.compare_digest(sig, sign(key, kind, msg)):
+    if not isinstance(sig, str) or not check(key, canonical(kind, msg), sig):
         raise Rejected("bad_signature")
 
 
@@ -137,7 +142,7 @@ def rating_id(dev: str, seq: int) -> str:
 
 def load_json(payload: bytes) -> dict:
     try:
-        msg = json.loads(payload)
+        msg = json.loads(payload.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise Rejected("not_json", str(e)[:80]) from None
     if not isinstance(msg, dict):

@@ -24,6 +24,8 @@ class Gateway:
         """Serve until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
         self.forwarder.start()
         self.ingest.start()
+        if self.ingest.connected.wait(10):
+            self.push_all_sessions()
         app = create_app(self.cfg, self)
         log.info("gateway for hall %s: API at %s", self.cfg.hall, self.cfg.api_url)
         try:
@@ -31,3 +33,12 @@ class Gateway:
         finally:
             self.ingest.stop()
             self.forwarder.stop()
+
+    def push_all_sessions(self) -> None:
+        """At start, every device learns its window's current session (it may have changed
+        while the gateway was down)."""
+        with self.ingest.lock:
+            windows = {r["window"] for r in self.ingest.db.query(
+                "select distinct window from devices where state != 'retired'")}
+        for w in sorted(windows):
+            self.ingest.publish_session(w)

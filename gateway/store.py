@@ -26,8 +26,13 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     db = sqlite_utils.Database(conn)
-    _ensure_schema(db)
+    if str(path) not in _schema_checked:
+        _ensure_schema(db)
+        _schema_checked.add(str(path))
     return db
+
+
+_schema_checked: set[str] = set()
 
 
 def _ensure_schema(db: sqlite_utils.Database) -> None:
@@ -36,8 +41,9 @@ def _ensure_schema(db: sqlite_utils.Database) -> None:
     with db.conn:
         db["devices"].create({
             "dev": str, "model": str, "window": str, "state": str, "key": str, "pw_hash": str,
-            "fw": str, "created_at": float, "online": int, "status_at": float,
-            "health": str, "health_at": float, "clock_offset": float, "synced_at": float,
+            "prev_key": str, "prev_key_until": float, "fw": str, "created_at": float,
+            "changed_at": float, "online": int, "status_at": float, "health": str, "health_at": float,
+            "sync_at": float, "sync_boot": int, "sync_up": int, "clock_offset": float,
         }, pk="dev", if_not_exists=True)
         db["sessions"].create({
             "id": int, "window": str, "staff_id": str, "staff_name": str,
@@ -46,45 +52,109 @@ def _ensure_schema(db: sqlite_utils.Database) -> None:
         db["sessions"].create_index(["window", "started_at"], if_not_exists=True)
         db["cases"].create({
             "serial": str, "window": str, "staff_id": str, "staff_name": str,
-            "item_code": str, "item_name": str, "completed_at": float, "rating_id": str,
+            "item_code": str, "item_name": str, "items": str, "completed_at": float, "rating_id": str,
         }, pk="serial", if_not_exists=True)
+        db["cases"].create_index(["window", "completed_at"], if_not_exists=True)
         db["ratings"].create({
             "id": str, "dev": str, "seq": int, "level": str, "score": int, "reason": str,
             "case_no": str, "window": str, "staff_id": str, "staff_name": str,
-            "item_code": str, "item_name": str, "tag_source": str,
+            "item_code": str, "item_name": str, "items": str, "tag_source": str,
             "device_ts": int, "tsync": int, "boot": int, "up": int, "fw": str, "sig": str,
-            "received_at": float, "repeat_of": str,
+            "received_at": float, "rated_at": float, "clock": str, "repeat_of": str,
             "forward_state": str, "forwarded_at": float, "attempts": int,
             "next_attempt_at": float, "last_error": str,
         }, pk="id", if_not_exists=True)
         db["ratings"].create_index(["forward_state", "next_attempt_at"], if_not_exists=True)
-        db["ratings"].create_index(["window", "received_at"], if_not_exists=True)
+        db["ratings"].create_index(["window", "rated_at"], if_not_exists=True)
+        db["ratings"].create_index(["staff_id", "rated_at"], if_not_exists=True)
+        db["ratings"].create_index(["rated_at"], if_not_exists=True)
         db["rejections"].create({
             "id": int, "at": float, "reason": str, "dev": str, "topic": str,
             "detail": str, "payload": str,
         }, pk="id", if_not_exists=True)
-        db["rejections"].create_index(["reason"], if_not_exists=True)
+        db["rejection_counts"].create({"reason": str, "n": int, "last_at": float}, pk="reason",
+                                      if_not_exists=True)
         db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key", replace=True)
 
 
 # -- devices ---------------------------------------------------------------------------
-def add_device(db, dev: str, window: str, model: str = "five-button") -> dict:
+DEVICE_STATES = ("provisioned", "active", "retired")
+MODELS = ("five-button", "tablet")
+
+
+def _new_secrets() -> tuple[str, str]:
+    return secrets.token_hex(32), secrets.token_urlsafe(18)
+
+
+def register_device(db, dev: str, window: str, model: str = "five-button") -> dict:
     """Register a device; returns its credentials. The key is shown here and never again."""
     from .broker import password_hash
 
     if not ID_RE.match(dev) or dev == "gateway":
-        raise ValueError(f"bad device ID {dev!r}: use 1-32 letters, digits, '-' or '_'")
+        raise ValueError(f"bad device ID {dev!r}: use 1-32 letters, digits, '-' or '_', not 'gateway'")
+    if not ID_RE.match(window):
+        raise ValueError(f"bad window {window!r}: use 1-32 letters, digits, '-' or '_'")
+    if model not in MODELS:
+        raise ValueError(f"unknown model {model!r}: one of {', '.join(MODELS)}")
     if db["devices"].count_where("dev = ?", [dev]):
         raise ValueError(f"device {dev} is already registered")
-    key = secrets.token_hex(32)
-    password = secrets.token_urlsafe(18)
+    key, password = _new_secrets()
+    now = time.time()
     with db.conn:
         db["devices"].insert({
-            "dev": dev, "model": model, "window": str(window), "state": "active", "key": key,
-            "pw_hash": password_hash(password), "fw": None, "created_at": time.time(),
+            "dev": dev, "model": model, "window": window, "state": "provisioned", "key": key,
+            "pw_hash": password_hash(password), "fw": None, "created_at": now, "changed_at": now,
             "online": 0,
         })
-    return {"dev": dev, "key": key, "password": password, "window": str(window)}
+    return {"dev": dev, "key": key, "password": password, "window": window, "model": model}
+
+
+def rotate_credentials(db, dev: str, grace_s: float) -> dict:
+    """New key and password. Ratings the device signed with the old key before it got the
+    new one still verify for grace_s seconds (0: the old key is dead at once)."""
+    from .broker import password_hash
+
+    d = _live_device(db, dev)
+    key, password = _new_secrets()
+    now = time.time()
+    with db.conn:
+        db["devices"].update(dev, {"key": key, "pw_hash": password_hash(password), "changed_at": now,
+                                   "prev_key": d["key"] if grace_s > 0 else None,
+                                   "prev_key_until": now + grace_s if grace_s > 0 else None})
+    return {"dev": dev, "key": key, "password": password, "window": d["window"], "model": d["model"]}
+
+
+def move_device(db, dev: str, window: str) -> dict:
+    if not ID_RE.match(window):
+        raise ValueError(f"bad window {window!r}: use 1-32 letters, digits, '-' or '_'")
+    d = _live_device(db, dev)
+    with db.conn:
+        db["devices"].update(dev, {"window": window, "changed_at": time.time()})
+    return {**d, "window": window}
+
+
+def retire_device(db, dev: str) -> None:
+    _live_device(db, dev)
+    with db.conn:
+        db["devices"].update(dev, {"state": "retired", "online": 0, "changed_at": time.time()})
+
+
+def _live_device(db, dev: str) -> dict:
+    d = device(db, dev)
+    if d is None:
+        raise LookupError(f"no device {dev}")
+    if d["state"] == "retired":
+        raise ValueError(f"device {dev} is retired")
+    return d
+
+
+def verify_keys(d: dict, now: float) -> list[bytes]:
+    """The keys a rating from this device may be signed with: the current one, and the
+    previous one during its grace period after a rotation."""
+    keys = [bytes.fromhex(d["key"])]
+    if d.get("prev_key") and (d.get("prev_key_until") or 0) > now:
+        keys.append(bytes.fromhex(d["prev_key"]))
+    return keys
 
 
 def device(db, dev: str) -> dict | None:
@@ -93,11 +163,11 @@ def device(db, dev: str) -> dict | None:
 
 
 def device_hashes(db) -> dict[str, str]:
-    return {r["dev"]: r["pw_hash"] for r in db["devices"].rows_where("state = 'active'")}
+    return {r["dev"]: r["pw_hash"] for r in db["devices"].rows_where("state != 'retired'")}
 
 
 def devices_at(db, window: str) -> list[dict]:
-    return list(db["devices"].rows_where("window = ? and state = 'active'", [window]))
+    return list(db["devices"].rows_where("window = ? and state != 'retired'", [window]))
 
 
 # -- sessions and cases ----------------------------------------------------------------
@@ -116,21 +186,29 @@ def sign_in(db, window: str, staff_id: str, staff_name: str, at: float) -> dict:
     return session_at(db, window, at)
 
 
-def sign_out(db, window: str, at: float) -> None:
+def sign_out(db, window: str, at: float) -> bool:
+    """End the window's session; False if nobody was signed in."""
     with db.conn:
-        _end_session(db, window, at)
+        return _end_session(db, window, at) > 0
 
 
-def _end_session(db, window, at):
-    db.execute("update sessions set ended_at = ? where window = ? and ended_at is null", [at, window])
+def _end_session(db, window, at) -> int:
+    return db.execute("update sessions set ended_at = ? where window = ? and ended_at is null",
+                      [at, window]).rowcount
 
 
-def complete_case(db, serial: str, window: str, item_code: str, item_name: str, at: float) -> dict:
+def complete_case(db, serial: str, window: str, items: list[tuple[str, str]], at: float) -> dict:
+    """Record a completed case (办件). A batch case lists several items under one serial
+    number and still gets one rating; the first item names the case."""
     s = session_at(db, window, at)
     if s is None:
         raise ValueError(f"no staff signed in at window {window}")
+    if not items:
+        raise ValueError("a case needs at least one item")
     row = {"serial": serial, "window": window, "staff_id": s["staff_id"], "staff_name": s["staff_name"],
-           "item_code": item_code, "item_name": item_name, "completed_at": at, "rating_id": None}
+           "item_code": items[0][0], "item_name": items[0][1],
+           "items": json.dumps([{"code": c, "name": n} for c, n in items], ensure_ascii=False),
+           "completed_at": at, "rating_id": None}
     with db.conn:
         if db["cases"].count_where("serial = ?", [serial]):
             raise ValueError(f"case {serial} is already recorded")
@@ -143,59 +221,85 @@ def latest_case(db, window: str) -> dict | None:
     return rows[0] if rows else None
 
 
-# -- ratings ---------------------------------------------------------------------------
-def store_rating(db, r: Rating, window: str, received_at: float) -> tuple[str, dict]:
-    """Tag and commit one verified rating. Returns ("stored"|"duplicate", row).
+# -- ratings (the ingest path: callers hold the transaction) ----------------------------
+CLOCK_FUTURE_S = 300  # a synced clock this far ahead of arrival is wrong
+
+
+def store_rating(db, r: Rating, d: dict, received_at: float) -> tuple[str, dict]:
+    """Tag and insert one verified rating, inside the caller's transaction.
+    Returns ("stored"|"duplicate", row).
 
     Raises Rejected("replay") when the rating ID exists with other content: a sequence
     number is never reused by an honest device.
     """
-    old = list(db["ratings"].rows_where("id = ?", [r.id]))
+    old = db.execute("select sig from ratings where id = ?", [r.id]).fetchone()
     if old:
-        if old[0]["sig"] == r.sig:
-            return "duplicate", old[0]
+        if old[0] == r.sig:
+            return "duplicate", {"id": r.id}
         raise Rejected("replay", f"{r.id} already stored with other content")
+    rated_at, clock = rating_time(r, d, received_at)
     row = {
         "id": r.id, "dev": r.dev, "seq": r.seq, "level": r.level, "score": LEVELS[r.level][1],
         "reason": ",".join(r.reason), "case_no": r.case, "device_ts": r.ts, "tsync": int(r.tsync),
         "boot": r.boot, "up": r.up, "fw": r.fw, "sig": r.sig, "received_at": received_at,
-        "repeat_of": None, "forward_state": "pending", "forwarded_at": None, "attempts": 0,
-        "next_attempt_at": received_at, "last_error": None,
+        "rated_at": rated_at, "clock": clock, "repeat_of": None, "forward_state": "pending",
+        "forwarded_at": None, "attempts": 0, "next_attempt_at": received_at, "last_error": None,
     }
-    row.update(_tags(db, r, window, received_at))
-    with db.conn:
-        db["ratings"].insert(row)
-        if row["case_no"] and row["tag_source"] == "case" and not row["repeat_of"]:
-            db.execute("update cases set rating_id = ? where serial = ?", [r.id, r.case])
+    row.update(_tags(db, r, d["window"], rated_at))
+    db["ratings"].insert(row)
+    if row["tag_source"] == "case" and not row["repeat_of"]:
+        db.execute("update cases set rating_id = ? where serial = ?", [r.id, r.case])
     return "stored", row
 
 
-def _tags(db, r: Rating, window: str, received_at: float) -> dict:
+def rating_time(r: Rating, d: dict, received_at: float) -> tuple[float, str]:
+    """When the citizen pressed, and how sure we are: 'device' (the device's synced
+    clock), 'corrected' (an unsynced clock placed by the sync record of the same boot),
+    'arrival' (no way to tell; flagged) or 'suspect' (a synced clock in the future)."""
+    if r.tsync:
+        if r.ts > received_at + CLOCK_FUTURE_S:
+            return received_at, "suspect"
+        return float(r.ts), "device"
+    if d.get("sync_boot") == r.boot and d.get("sync_at") is not None:
+        return d["sync_at"] - d["sync_up"] + r.up, "corrected"
+    return received_at, "arrival"
+
+
+def _tags(db, r: Rating, window: str, at: float) -> dict:
     """Window, staff, case and item for a rating: from the case the device showed, else
-    from the session active at the device's own time (arrival time if its clock was unset)."""
+    from the session active at the window when the citizen pressed."""
     if r.case:
-        c = list(db["cases"].rows_where("serial = ?", [r.case]))
-        if c:
-            c = c[0]
+        rows = list(db["cases"].rows_where("serial = ?", [r.case]))
+        if rows:
+            c = rows[0]
             repeat = c["rating_id"] if c["rating_id"] and c["rating_id"] != r.id else None
             return {"window": c["window"], "staff_id": c["staff_id"], "staff_name": c["staff_name"],
-                    "item_code": c["item_code"], "item_name": c["item_name"], "tag_source": "case",
-                    "repeat_of": repeat, "forward_state": "repeat" if repeat else "pending"}
-    at = r.ts if r.tsync else received_at
+                    "item_code": c["item_code"], "item_name": c["item_name"], "items": c["items"],
+                    "tag_source": "case", "repeat_of": repeat,
+                    "forward_state": "repeat" if repeat else "pending"}
     s = session_at(db, window, at)
     return {"window": window, "staff_id": s and s["staff_id"], "staff_name": s and s["staff_name"],
-            "item_code": None, "item_name": None,
+            "item_code": None, "item_name": None, "items": None,
             "tag_source": ("unknown_case" if r.case else "session") if s else "none"}
 
 
-def record_rejection(db, reason: str, dev: str | None, topic: str, detail: str, payload: bytes) -> None:
-    with db.conn:
-        db["rejections"].insert({"at": time.time(), "reason": reason, "dev": dev, "topic": topic[:200],
-                                 "detail": detail[:300], "payload": payload[:512].decode("utf-8", "replace")})
+REJECTION_DETAILS_KEPT = 10_000  # counts are kept forever, details of the newest only
+
+
+def record_rejection(db, reason: str, dev: str | None, topic: str, detail: str, payload: bytes,
+                     at: float) -> None:
+    """Count a rejection and keep its detail, inside the caller's transaction."""
+    db.execute("insert into rejection_counts (reason, n, last_at) values (?, 1, ?) "
+               "on conflict(reason) do update set n = n + 1, last_at = excluded.last_at", [reason, at])
+    rid = db["rejections"].insert({"at": at, "reason": reason, "dev": dev, "topic": topic[:200],
+                                   "detail": detail[:300],
+                                   "payload": payload[:512].decode("utf-8", "replace")}).last_pk
+    if rid % 1000 == 0:  # a flood of garbage must not fill the disk
+        db.execute("delete from rejections where id <= ?", [rid - REJECTION_DETAILS_KEPT])
 
 
 def rejection_counts(db) -> dict[str, int]:
-    return {r["reason"]: r["n"] for r in db.query("select reason, count(*) n from rejections group by reason")}
+    return {r["reason"]: r["n"] for r in db.query("select reason, n from rejection_counts")}
 
 
 def forward_counts(db) -> dict[str, int]:

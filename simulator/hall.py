@@ -21,6 +21,7 @@ from gateway import store
 from gateway.broker import Broker
 from gateway.config import Config
 from gateway.protocol import BAD_LEVELS, REASONS
+from gateway.registry import Registry
 
 from .business import STAFF, Business
 from .devices import LEVEL_BUTTON, REASON_BUTTON, Controller, VirtualDevice
@@ -77,11 +78,11 @@ class Hall:
         self.cfg.save()
         db = store.open_db(self.cfg.db_path)
         self.controller = Controller()
+        registry = Registry(self.cfg, db)
         for i in range(1, self.n_devices + 1):
             dev, window = f"pj-{i:04d}", f"W{i:02d}"
-            self.credentials[dev] = store.add_device(db, dev, window)
+            self.credentials[dev] = registry.add(dev, window)
             self.windows[dev] = window
-        self.broker.write_config(store.device_hashes(db))
         db.conn.close()
         self.broker.start()
         self.start_platform()
@@ -93,10 +94,7 @@ class Hall:
             self.business.sign_in(window, *staff)
             self.staff[window] = staff
         for c in self.credentials.values():
-            cfg = {"dev": c["dev"], "key": c["key"], "password": c["password"], "user": c["dev"],
-                   "hall": self.cfg.hall, "broker": [self.cfg.broker_host, self.cfg.broker_port],
-                   "ctl": self.controller.address}
-            d = VirtualDevice(self.home / "devices" / c["dev"], cfg)
+            d = VirtualDevice(self.home / "devices" / c["dev"], {**c, "ctl": self.controller.address})
             d.start()
             self.devices[c["dev"]] = d
         for dev in self.devices:

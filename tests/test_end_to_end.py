@@ -166,9 +166,9 @@ def test_bad_input_is_rejected_counted_and_good_ratings_still_pass(hall):
     assert counts == want
     recent = api.get("/api/v1/rejections").json()["recent"]
     assert {r["reason"] for r in recent} == set(want) and all(r["detail"] is not None for r in recent)
-    stats = api.get("/api/v1/stats").json()
-    assert stats["ingest_since_start"]["duplicate"] == 1
-    assert stats["ratings"] == 1  # nothing forged, replayed or repeated was stored
+    state = api.get("/api/v1/gateway").json()
+    assert state["ingest_since_start"]["duplicate"] == 1
+    assert state["ratings"] == 1  # nothing forged, replayed or repeated was stored
     assert hall.gateway.poll() is None
     for c in (as_device, as_gateway):
         c.loop_stop()

@@ -213,7 +213,8 @@ class Evaluator:
     async def request_time(self):
         self.time_req += 1
         await self.mqtt.publish(self._t("time/req"), proto.encode(
-            {"v": 1, "dev": self.dev, "id": self.time_req, "ts": self.board.time()}), 0)
+            {"v": 1, "dev": self.dev, "id": self.time_req, "ts": self.board.time(),
+             "boot": self.counters.boot, "up": self.uptime()}), 0)
 
     # -- health ----------------------------------------------------------------------
     async def send_health(self):

@@ -1,0 +1,140 @@
+"""What the hall's business (queuing) system tells the gateway: staff sign-in and
+sign-out at a window, and each completed case. Every change is pushed to the window's
+devices at once as their retained session."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field, model_validator
+
+from .. import store
+from . import deps
+
+router = APIRouter(prefix="/api/v1", tags=["hall"])
+
+NAME = r"^[A-Za-z0-9_-]{1,32}$"
+WindowPath = Annotated[str, Path(pattern=NAME, description="the window, e.g. W01")]
+
+
+class SignIn(BaseModel):
+    staff_id: str = Field(pattern=NAME, description="工号, the staff ID")
+    staff_name: str = Field(min_length=1, max_length=32, description="the staff member's name")
+
+
+class Item(BaseModel):
+    code: str = Field(min_length=1, max_length=64, description="事项编码")
+    name: str = Field(min_length=1, max_length=100, description="事项名称")
+
+
+class Case(BaseModel):
+    serial: str = Field(pattern=r"^[A-Za-z0-9._-]{1,50}$", description="办件流水号, the case serial number")
+    window: str = Field(pattern=NAME)
+    item_code: str | None = Field(None, min_length=1, max_length=64)
+    item_name: str | None = Field(None, min_length=1, max_length=100)
+    items: list[Item] | None = Field(None, min_length=1, max_length=20,
+                                     description="a batch case: several items under one serial number, rated once")
+
+    @model_validator(mode="after")
+    def one_way_to_name_items(self):
+        if self.items is None and not (self.item_code and self.item_name):
+            raise ValueError("give item_code and item_name, or items")
+        if self.items is not None and (self.item_code or self.item_name):
+            raise ValueError("give either item_code and item_name, or items, not both")
+        return self
+
+    def item_list(self) -> list[tuple[str, str]]:
+        if self.items is not None:
+            return [(i.code, i.name) for i in self.items]
+        return [(self.item_code, self.item_name)]
+
+
+def _push(g, window: str) -> None:
+    if g is not None:
+        g.ingest.publish_session(window)
+
+
+@router.post("/windows/{window}/sign-in", summary="A staff member signs in at a window")
+def sign_in(window: WindowPath, body: SignIn, d=Depends(deps.db), g=Depends(deps.gateway)):
+    s = store.sign_in(d, window, body.staff_id, body.staff_name, time.time())
+    _push(g, window)
+    return s
+
+
+@router.post("/windows/{window}/sign-out", summary="The staff member at a window signs out")
+def sign_out(window: WindowPath, d=Depends(deps.db), g=Depends(deps.gateway)):
+    if not store.sign_out(d, window, time.time()):
+        raise LookupError(f"nobody is signed in at window {window}")
+    _push(g, window)
+    return {"window": window, "signed_in": False}
+
+
+@router.get("/windows", summary="Each window: who is signed in, its devices, its latest case")
+def windows(d=Depends(deps.db), cfg=Depends(deps.cfg)):
+    now = time.time()
+    names = sorted({r["window"] for r in d.query(
+        "select window from devices where state != 'retired' union select window from sessions")})
+    out = []
+    for w in names:
+        s = store.session_at(d, w, now)
+        c = store.latest_case(d, w)
+        out.append({"window": w, "staff_id": s and s["staff_id"], "staff_name": s and s["staff_name"],
+                    "signed_in_at": deps.iso(s and s["started_at"], cfg.timezone),
+                    "devices": [x["dev"] for x in store.devices_at(d, w)],
+                    "latest_case": c and {"serial": c["serial"], "item_name": c["item_name"],
+                                          "rated": bool(c["rating_id"])}})
+    return out
+
+
+@router.get("/sessions", summary="Staff sessions, newest first")
+def sessions(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = None,
+             limit: int = Query(100, ge=1, le=1000)):
+    rows = d["sessions"].rows_where("window = ?" if window else None, [window] if window else [],
+                                    order_by="started_at desc", limit=limit)
+    return [{**r, "started_at": deps.iso(r["started_at"], cfg.timezone),
+             "ended_at": deps.iso(r["ended_at"], cfg.timezone)} for r in rows]
+
+
+@router.post("/cases", status_code=201, summary="A case was completed at a window")
+def case_completed(body: Case, d=Depends(deps.db), g=Depends(deps.gateway)):
+    row = store.complete_case(d, body.serial, body.window, body.item_list(), time.time())
+    _push(g, body.window)
+    return row
+
+
+@router.get("/cases", summary="Cases, newest first; rated=false lists the unrated ones")
+def cases(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = None, rated: bool | None = None,
+          since: str | None = None, until: str | None = None, limit: int = Query(100, ge=1, le=1000)):
+    where, args = _case_filter(window, rated, deps.to_epoch(since, cfg.timezone),
+                               deps.to_epoch(until, cfg.timezone, end=True))
+    rows = d["cases"].rows_where(where, args, order_by="completed_at desc", limit=limit)
+    return [{**r, "completed_at": deps.iso(r["completed_at"], cfg.timezone)} for r in rows]
+
+
+@router.get("/cases/rated-share", summary="主动评价率: the share of completed cases that were rated")
+def rated_share(d=Depends(deps.db), cfg=Depends(deps.cfg), since: str | None = None, until: str | None = None):
+    where, args = _case_filter(None, None, deps.to_epoch(since, cfg.timezone),
+                               deps.to_epoch(until, cfg.timezone, end=True))
+    sql = ("select window, count(*) cases, count(rating_id) rated from cases"
+           + (f" where {where}" if where else "") + " group by window order by window")
+    per = [{**r, "share": round(r["rated"] / r["cases"], 4)} for r in d.query(sql, args)]
+    total, rated = sum(r["cases"] for r in per), sum(r["rated"] for r in per)
+    return {"cases": total, "rated": rated, "share": round(rated / total, 4) if total else None, "windows": per}
+
+
+def _case_filter(window, rated, since, until):
+    where, args = [], []
+    if window is not None:
+        where.append("window = ?")
+        args.append(window)
+    if rated is not None:
+        where.append("rating_id is not null" if rated else "rating_id is null")
+    if since is not None:
+        where.append("completed_at >= ?")
+        args.append(since)
+    if until is not None:
+        where.append("completed_at < ?")
+        args.append(until)
+    return " and ".join(where) or None, args

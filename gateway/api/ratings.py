@@ -1,0 +1,103 @@
+"""Ratings: listing with filters, CSV export, and statistics per window and per staff."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import StreamingResponse
+
+from ..protocol import BAD_LEVELS, LEVELS, REASONS
+from . import deps
+
+router = APIRouter(prefix="/api/v1", tags=["ratings"])
+
+
+class Filter:
+    """The filters ratings, the CSV export and the statistics share."""
+
+    def __init__(self, cfg=Depends(deps.cfg), window: str | None = None, staff_id: str | None = None,
+                 level: str | None = Query(None, description="very_satisfied ... very_dissatisfied"),
+                 dev: str | None = None, since: str | None = Query(None, description="YYYY-MM-DD or ISO date-time"),
+                 until: str | None = Query(None, description="YYYY-MM-DD (inclusive) or ISO date-time"),
+                 repeats: bool = Query(False, description="include repeat ratings of an already rated case")):
+        if level is not None and level not in LEVELS:
+            raise HTTPException(422, f"unknown level {level!r}; one of {', '.join(LEVELS)}")
+        self.where, self.args = [], []
+        for col, val in (("window", window), ("staff_id", staff_id), ("level", level), ("dev", dev)):
+            if val is not None:
+                self.where.append(f"{col} = ?")
+                self.args.append(val)
+        t0, t1 = deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True)
+        if t0 is not None:
+            self.where.append("rated_at >= ?")
+            self.args.append(t0)
+        if t1 is not None:
+            self.where.append("rated_at < ?")
+            self.args.append(t1)
+        if not repeats:
+            self.where.append("repeat_of is null")
+
+    @property
+    def sql(self) -> str:
+        return (" where " + " and ".join(self.where)) if self.where else ""
+
+
+def _row(r: dict, tz: str) -> dict:
+    r = dict(r)
+    for k in ("received_at", "rated_at", "forwarded_at", "next_attempt_at"):
+        r[k] = deps.iso(r[k], tz)
+    r["level_name"] = LEVELS[r["level"]][0]
+    return r
+
+
+@router.get("/ratings", summary="Ratings, oldest first, filtered")
+def ratings(f: Filter = Depends(), d=Depends(deps.db), cfg=Depends(deps.cfg),
+            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+    # the device's signature stays with the rating: it is the evidence
+    rows = d.query(f"select * from ratings{f.sql} order by rated_at, id limit ? offset ?", [*f.args, limit, offset])
+    return [_row(r, cfg.timezone) for r in rows]
+
+
+CSV_COLUMNS = ("id", "rated_at", "window", "staff_id", "staff_name", "case_no", "item_code", "item_name",
+               "level", "level_name", "score", "reasons", "dev", "clock", "tag_source", "repeat_of",
+               "forward_state", "forwarded_at")
+
+
+@router.get("/ratings.csv", summary="Ratings as CSV (UTF-8 with BOM, for spreadsheets)")
+def ratings_csv(f: Filter = Depends(), d=Depends(deps.db), cfg=Depends(deps.cfg)):
+    rows = list(d.query(f"select * from ratings{f.sql} order by rated_at, id", f.args))
+
+    def lines():
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        buf.write("\ufeff")
+        w.writerow(CSV_COLUMNS)
+        for r in rows:
+            r = _row(r, cfg.timezone)
+            r["reasons"] = "、".join(REASONS[x] for x in (r["reason"] or "").split(",") if x)
+            w.writerow([r[c] for c in CSV_COLUMNS])
+            if buf.tell() > 64_000:
+                yield buf.getvalue()
+                buf.seek(0)
+                buf.truncate()
+        yield buf.getvalue()
+
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": 'attachment; filename="ratings.csv"'})
+
+
+@router.get("/stats", summary="Counts, mean score (10/8/6/3/0), satisfaction rate and bad reviews, "
+                              "overall or per window or staff member")
+def stats(f: Filter = Depends(), d=Depends(deps.db),
+          by: str | None = Query(None, pattern="^(window|staff)$", description="window or staff")):
+    bad = ",".join(f"'{lv}'" for lv in BAD_LEVELS)
+    agg = (f"count(*) ratings, round(avg(score), 2) mean_score, "
+           f"round(1.0 * sum(level not in ({bad})) / count(*), 4) satisfaction_rate, "
+           f"sum(level in ({bad})) bad_reviews")
+    if by is None:
+        return next(iter(d.query(f"select {agg} from ratings{f.sql}", f.args)))
+    key = "window" if by == "window" else "staff_id, staff_name"
+    return list(d.query(f"select {key}, {agg} from ratings{f.sql} group by {key} order by {key.split(',')[0]}",
+                        f.args))

@@ -1,0 +1,57 @@
+"""The device registry: every change keeps three things in step — the database, the
+broker's password file and ACL (reloaded without dropping other devices), and the running
+ingest's view of the device."""
+
+from __future__ import annotations
+
+from . import store
+from .broker import Broker
+from .config import Config
+
+
+class Registry:
+    def __init__(self, cfg: Config, db, ingest=None):
+        self.cfg = cfg
+        self.db = db
+        self.ingest = ingest  # None when the gateway is not running in this process
+
+    def add(self, dev: str, window: str, model: str = "five-button") -> dict:
+        """Register a device. The returned key and password are shown once, never again."""
+        creds = store.register_device(self.db, dev, window, model)
+        self._sync_broker()
+        if self.ingest:
+            self.ingest.publish_session(window)
+        return self.device_config(creds)
+
+    def move(self, dev: str, window: str) -> dict:
+        d = store.move_device(self.db, dev, window)
+        if self.ingest:
+            self.ingest.forget(dev)
+            self.ingest.publish_session(window)
+        return d
+
+    def retire(self, dev: str) -> None:
+        """Lock the device out at once: the broker drops its connection on reload."""
+        store.retire_device(self.db, dev)
+        self._sync_broker()
+        if self.ingest:
+            self.ingest.forget(dev)
+            self.ingest.clear_retained(dev)
+
+    def rotate(self, dev: str, grace_s: float) -> dict:
+        """New key and password; the device must be provisioned again to reconnect."""
+        creds = store.rotate_credentials(self.db, dev, grace_s)
+        self._sync_broker()
+        if self.ingest:
+            self.ingest.forget(dev)
+        return self.device_config(creds)
+
+    def device_config(self, creds: dict) -> dict:
+        """What goes into the device's config.json."""
+        return {**creds, "user": creds["dev"], "hall": self.cfg.hall,
+                "broker": [self.cfg.broker_host, self.cfg.broker_port]}
+
+    def _sync_broker(self) -> None:
+        broker = Broker(self.cfg)
+        broker.write_config(store.device_hashes(self.db))
+        broker.reload()
