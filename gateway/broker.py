@@ -111,10 +111,14 @@ sys_interval 10
         raise RuntimeError(f"mosquitto did not listen on port {self.cfg.broker_port}")
 
     def pid(self) -> int | None:
+        """The running broker's pid, if its pid file names a mosquitto running our config
+        (a pid file left by a killed broker may name some other process by now)."""
         try:
-            return int((self.dir / "mosquitto.pid").read_text())
+            pid = int((self.dir / "mosquitto.pid").read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
+        return pid if str(self.conf_path).encode() in cmdline else None
 
     def reload(self) -> None:
         """Re-read the password file and ACL; connected devices stay connected."""

@@ -36,7 +36,7 @@ def platform_record(row: dict) -> dict:
         "level": row["level"], "level_name": LEVELS[row["level"]][0], "score": row["score"],
         "reasons": [r for r in (row["reason"] or "").split(",") if r],
         "reason_names": [REASONS[r] for r in (row["reason"] or "").split(",") if r],
-        "rated_at": row["device_ts"], "clock_synced": bool(row["tsync"]), "channel": "hall_evaluator",
+        "rated_at": row["rated_at"], "clock": row["clock"], "channel": "hall_evaluator",
     }
 
 

@@ -266,9 +266,10 @@ class Ingest:
         dev = d["dev"]
         boot, up, ts = req.get("boot"), req.get("up"), req.get("ts")
         if all(isinstance(x, int) and not isinstance(x, bool) for x in (boot, up, ts)):
+            offset = now - ts / 1000  # seconds the device clock was behind
             self.db.execute("update devices set sync_at = ?, sync_boot = ?, sync_up = ?, clock_offset = ? "
-                            "where dev = ?", [now, boot, up, now - ts, dev])
-            d.update(sync_at=now, sync_boot=boot, sync_up=up, clock_offset=now - ts)
+                            "where dev = ?", [now, boot, up, offset, dev])
+            d.update(sync_at=now, sync_boot=boot, sync_up=up, clock_offset=offset)
         reply = protocol.signed(bytes.fromhex(d["key"]), "time",
                                 {"dev": dev, "id": req.get("id"), "now": int(now * 1000)})
         return [lambda: self.client.publish(protocol.topic(self.cfg.hall, dev, "time"),

@@ -45,6 +45,7 @@ FIELDS = {
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 CASE_RE = re.compile(r"^[A-Za-z0-9._-]{0,50}$")
 SEQ_MAX = 2**31 - 1
+TS_MAX = 2**45  # milliseconds: beyond the year 3000
 
 
 class Rejected(Exception):
@@ -179,10 +180,10 @@ def parse_rating(payload: bytes) -> tuple[Rating, dict]:
     elif reason:
         raise Rejected("schema", "reason codes belong to bad reviews only")
     case = _need(msg, "case", str, CASE_RE.match)
-    ts = _need(msg, "ts", int, lambda n: 0 <= n < 2**40)
+    ts = _need(msg, "ts", int, lambda n: 0 <= n < TS_MAX)
     tsync = _need(msg, "tsync", bool)
     boot = _need(msg, "boot", int, lambda n: 0 <= n <= SEQ_MAX)
-    up = _need(msg, "up", int, lambda n: 0 <= n < 2**40)
+    up = _need(msg, "up", int, lambda n: 0 <= n < TS_MAX)
     fw = _need(msg, "fw", str, lambda s: 0 < len(s) <= 32 and "\n" not in s)
     sig = _need(msg, "sig", str, lambda s: len(s) == 64)
     return Rating(dev, seq, level, tuple(reason), case, ts, tsync, boot, up, fw, sig), msg

@@ -257,11 +257,11 @@ def rating_time(r: Rating, d: dict, received_at: float) -> tuple[float, str]:
     clock), 'corrected' (an unsynced clock placed by the sync record of the same boot),
     'arrival' (no way to tell; flagged) or 'suspect' (a synced clock in the future)."""
     if r.tsync:
-        if r.ts > received_at + CLOCK_FUTURE_S:
+        if r.ts / 1000 > received_at + CLOCK_FUTURE_S:
             return received_at, "suspect"
-        return float(r.ts), "device"
+        return r.ts / 1000, "device"
     if d.get("sync_boot") == r.boot and d.get("sync_at") is not None:
-        return d["sync_at"] - d["sync_up"] + r.up, "corrected"
+        return d["sync_at"] + (r.up - d["sync_up"]) / 1000, "corrected"
     return received_at, "arrival"
 
 

@@ -83,6 +83,7 @@ class Hall:
             dev, window = f"pj-{i:04d}", f"W{i:02d}"
             self.credentials[dev] = registry.add(dev, window)
             self.windows[dev] = window
+        self.broker.write_config(store.device_hashes(db))
         db.conn.close()
         self.broker.start()
         self.start_platform()

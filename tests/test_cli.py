@@ -1,15 +1,17 @@
-"""The `pingjia gateway` commands a hall's admin runs, against a real Mosquitto."""
+"""The `pingjia gateway` commands a hall's admin runs: a real broker and gateway, each
+started by its own command, and the CLI talking to the gateway's API."""
 
 import json
+import signal
 import subprocess
 import sys
 import time
 
+import httpx
 import paho.mqtt.client as mqtt
+import pytest
 
-from gateway.broker import Broker
-from gateway.config import Config
-from simulator.hall import free_port
+from simulator.hall import free_port, wait_until
 
 
 def pingjia(*args):
@@ -31,35 +33,79 @@ def connect(port, user, password):
     return result.get("rc")
 
 
-def test_init_add_device_and_the_broker_admits_exactly_that_device(tmp_path):
+@pytest.fixture
+def hall_home(tmp_path):
     home = tmp_path / "hall"
-    port = free_port()
-    r = pingjia("gateway", "init", "--home", str(home), "--hall", "h1", "--broker-port", str(port))
+    bport, aport = free_port(), free_port()
+    r = pingjia("gateway", "init", "--home", str(home), "--hall", "h1", "--broker-port", str(bport),
+                "--api-port", str(aport))
     assert r.returncode == 0, r.stderr
-    assert oct((home / "gateway.json").stat().st_mode & 0o777) == "0o600"
-    broker = Broker(Config.load(home))
-    broker.start()
+    procs = [subprocess.Popen([sys.executable, "-m", "gateway", "gateway", cmd, "--home", str(home)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for cmd in ("broker", "run")]
     try:
-        r = pingjia("gateway", "device", "add", "--home", str(home), "pj-0007", "--window", "W07")
-        assert r.returncode == 0, r.stderr
-        creds = json.loads(r.stdout)
-        assert creds["dev"] == "pj-0007" and len(creds["key"]) == 64 and creds["broker"] == ["127.0.0.1", port]
-        time.sleep(0.3)  # the broker re-reads its password file on SIGHUP
-        assert connect(port, "pj-0007", creds["password"]) == 0
-        assert connect(port, "pj-0007", "wrong").is_failure
-        assert connect(port, "pj-0008", creds["password"]).is_failure
-
-        again = pingjia("gateway", "device", "add", "--home", str(home), "pj-0007", "--window", "W01")
-        assert again.returncode == 2 and "already registered" in again.stderr
-        bad = pingjia("gateway", "device", "add", "--home", str(home), "pj/07", "--window", "W01")
-        assert bad.returncode == 2 and "bad device ID" in bad.stderr
-        for f in (home / "broker").iterdir():  # the secrets are shown once and kept nowhere in clear
-            text = f.read_bytes().decode(errors="replace")
-            assert creds["key"] not in text and creds["password"] not in text, f.name
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{aport}/api/v1/health").json()["broker_connected"], 20,
+                   what="the gateway")
+        yield home, bport
     finally:
-        broker.stop()
+        for p in reversed(procs):
+            p.send_signal(signal.SIGINT)
+            p.wait(10)
 
 
-def test_commands_without_a_home_say_what_to_do(tmp_path):
+def test_init_add_device_and_the_broker_admits_exactly_that_device(hall_home, tmp_path):
+    home, port = hall_home
+    assert oct((home / "gateway.json").stat().st_mode & 0o777) == "0o600"
+    r = pingjia("gateway", "device", "add", "--home", str(home), "pj-0007", "--window", "W07")
+    assert r.returncode == 0, r.stderr
+    creds = json.loads(r.stdout)
+    assert creds["dev"] == "pj-0007" and len(creds["key"]) == 64 and creds["broker"] == ["127.0.0.1", port]
+    assert "shown only now" in r.stderr
+    assert wait_until(lambda: connect(port, "pj-0007", creds["password"]) == 0, 5, what="the broker to reload")
+    assert connect(port, "pj-0007", "wrong").is_failure
+    assert connect(port, "pj-0008", creds["password"]).is_failure
+
+    out = tmp_path / "flash" / "config.json"
+    r = pingjia("gateway", "device", "add", "--home", str(home), "pj-0008", "--window", "W08", "--out", str(out))
+    assert r.returncode == 0 and json.loads(out.read_text())["user"] == "pj-0008"
+
+    listed = pingjia("gateway", "device", "list", "--home", str(home)).stdout.splitlines()
+    assert [line.split()[:3] for line in listed] == [["pj-0007", "W07", "provisioned"], ["pj-0008", "W08", "provisioned"]]
+    moved = json.loads(pingjia("gateway", "device", "move", "--home", str(home), "pj-0007", "--window", "W01").stdout)
+    assert moved["window"] == "W01" and "key" not in moved
+
+    again = pingjia("gateway", "device", "add", "--home", str(home), "pj-0007", "--window", "W01")
+    assert again.returncode != 0 and "already registered" in again.stderr
+    bad = pingjia("gateway", "device", "add", "--home", str(home), "pj/07", "--window", "W01")
+    assert bad.returncode != 0 and "error 422" in bad.stderr
+
+    rotated = json.loads(pingjia("gateway", "device", "rotate", "--home", str(home), "pj-0007").stdout)
+    assert wait_until(lambda: connect(port, "pj-0007", creds["password"]).is_failure, 5, what="the old password to die")
+    assert connect(port, "pj-0007", rotated["password"]) == 0
+    assert pingjia("gateway", "device", "retire", "--home", str(home), "pj-0007").returncode == 0
+    assert wait_until(lambda: connect(port, "pj-0007", rotated["password"]).is_failure, 5, what="the lock-out")
+
+    for f in (home / "broker").iterdir():  # the secrets are shown once and kept nowhere in clear
+        text = f.read_bytes().decode(errors="replace")
+        assert creds["key"] not in text and creds["password"] not in text, f.name
+
+
+def test_sessions_and_cases_from_the_command_line(hall_home):
+    home, _ = hall_home
+    assert pingjia("gateway", "sign-in", "--home", str(home), "W01", "S1001", "张伟").returncode == 0
+    r = pingjia("gateway", "case", "--home", str(home), "SN-1", "--window", "W01",
+                "--item", "A1", "营业执照变更登记", "--item", "A2", "税务登记变更")
+    assert r.returncode == 0, r.stderr
+    case = json.loads(r.stdout)
+    assert (case["staff_id"], case["staff_name"], case["item_name"]) == ("S1001", "张伟", "营业执照变更登记")
+    assert pingjia("gateway", "sign-out", "--home", str(home), "W01").returncode == 0
+    r = pingjia("gateway", "case", "--home", str(home), "SN-2", "--window", "W01", "--item", "A1", "x")
+    assert r.returncode != 0 and "no staff signed in" in r.stderr
+
+
+def test_commands_without_a_home_or_a_gateway_say_what_to_do(tmp_path):
     r = pingjia("gateway", "run", "--home", str(tmp_path / "nowhere"))
     assert r.returncode != 0 and "pingjia gateway init" in r.stderr
+    home = tmp_path / "h"
+    pingjia("gateway", "init", "--home", str(home), "--api-port", str(free_port()))
+    r = pingjia("gateway", "device", "list", "--home", str(home))
+    assert r.returncode != 0 and "not running" in r.stderr and "pingjia gateway run" in r.stderr

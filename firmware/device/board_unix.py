@@ -77,10 +77,11 @@ class Board:
         self.event("led", level=level)
 
     def time(self):
-        return int(time.time()) + self._clock_offset
+        """The device clock, Unix milliseconds."""
+        return time.time_ns() // 1000000 + self._clock_offset
 
-    def set_time(self, now):
-        self._clock_offset = int(now) - int(time.time())
+    def set_time(self, now_ms):
+        self._clock_offset = now_ms - time.time_ns() // 1000000
 
     def rssi(self):
         return -50

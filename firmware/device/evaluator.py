@@ -35,7 +35,8 @@ class Evaluator:
         self.signer = proto.Signer(binascii.unhexlify(cfg["key"]))
         self.outbox = Outbox()
         self.counters = Counters(floor=self.outbox.max_seq())
-        self.boot_ticks = time.ticks_ms()
+        self._up_ticks = time.ticks_ms()
+        self._up_ms = 0
         self.tsync = False
         self.session = None
         self.rated_case = None
@@ -52,7 +53,12 @@ class Evaluator:
         return proto.topic(self.hall, self.dev, leaf)
 
     def uptime(self):
-        return time.ticks_diff(time.ticks_ms(), self.boot_ticks) // 1000
+        """Milliseconds since boot. ticks_ms wraps (every 12.4 days on the ESP32), so the
+        uptime is accumulated from differences; the heartbeat calls this every minute."""
+        now = time.ticks_ms()
+        self._up_ms += time.ticks_diff(now, self._up_ticks)
+        self._up_ticks = now
+        return self._up_ms
 
     async def run(self):
         await self.board.start()
@@ -181,7 +187,7 @@ class Evaluator:
             self.show_idle()
         elif kind == "time":
             if msg.get("id") == self.time_req and isinstance(msg.get("now"), int):
-                self.board.set_time(msg["now"] // 1000)
+                self.board.set_time(msg["now"])
                 self.tsync = True
         elif kind == "cmd":
             self.on_command(msg)
@@ -222,7 +228,7 @@ class Evaluator:
         oldest = self.outbox.pending(1)
         age = 0
         if oldest:
-            age = max(0, self.board.time() - json.loads(oldest[0][1])["ts"])
+            age = max(0, self.board.time() - json.loads(oldest[0][1])["ts"]) // 1000
         await self.mqtt.publish(self._t("health"), proto.encode({
             "v": 1, "dev": self.dev, "fw": FW_VERSION, "model": self.board.model,
             "up": self.uptime(), "boot": self.counters.boot, "reset": self.board.reset_reason(),

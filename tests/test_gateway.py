@@ -1,0 +1,287 @@
+"""The gateway as a hall's admin and business system use it: registry, sessions and
+tagging, statistics, bad API input. A real gateway process, a real Mosquitto."""
+
+import csv
+import io
+import json
+import time
+
+import httpx
+import paho.mqtt.client as mqtt
+import pytest
+
+from simulator.hall import Hall
+
+from .protocol_device import ProtocolDevice
+
+
+@pytest.fixture
+def gw(tmp_path):
+    h = Hall(tmp_path / "hall", devices=0, hall="gw")
+    h.cfg.heartbeat_s = 1  # so that "stale" (3 missed heartbeats) comes within a test
+    h.start()
+    h.api = httpx.Client(base_url=h.cfg.api_url, headers={"Authorization": f"Bearer {h.cfg.api_token}"}, timeout=10)
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def add(gw, dev, window):
+    r = gw.api.post("/api/v1/devices", json={"dev": dev, "window": window})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def connect(gw, creds):
+    return ProtocolDevice(creds, gw.cfg.broker_host, gw.cfg.broker_port)
+
+
+def test_registry_never_shows_a_secret_again(gw):
+    creds = add(gw, "pj-0100", "W01")
+    assert len(creds["key"]) == 64 and creds["password"] and creds["hall"] == "gw"
+    listed = gw.api.get("/api/v1/devices").json()
+    one = gw.api.get("/api/v1/devices/pj-0100").json()
+    assert [d["dev"] for d in listed] == ["pj-0100"] and one["state"] == "provisioned"
+    text = gw.api.get("/api/v1/devices").text + gw.api.get("/api/v1/devices/pj-0100").text
+    assert creds["key"] not in text and creds["password"] not in text and "pw_hash" not in text
+    log = (gw.home / "gateway.log").read_text()
+    assert creds["key"] not in log and creds["password"] not in log
+    assert gw.api.post("/api/v1/devices", json={"dev": "pj-0100", "window": "W02"}).status_code == 409
+    assert gw.api.get("/api/v1/devices/pj-9999").status_code == 404
+
+
+def test_a_device_becomes_active_and_a_retired_one_is_locked_out_at_once(gw):
+    creds = add(gw, "pj-0101", "W01")
+    d = connect(gw, creds)
+    gw.business.sign_in("W01", "S1", "王芳")
+    assert d.send(d.rating())["status"] == "stored"
+    assert gw.api.get("/api/v1/devices/pj-0101").json()["state"] == "active"
+    disconnected = []
+    d.client.on_disconnect = lambda *a: disconnected.append(a[3])
+    d.client.reconnect_delay_set(30, 30)
+    assert gw.api.post("/api/v1/devices/pj-0101/retire").json()["state"] == "retired"
+    deadline = time.monotonic() + 5
+    while not disconnected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert disconnected, "the broker did not drop the retired device"
+    with pytest.raises(AssertionError, match="could not connect"):
+        connect(gw, creds)
+    assert gw.api.post("/api/v1/devices/pj-0101/retire").status_code == 409
+    d.close()
+
+
+def test_rotation_gives_new_credentials_and_the_old_key_verifies_only_in_grace(gw):
+    gw.business.sign_in("W01", "S1", "王芳")
+    old = add(gw, "pj-0102", "W01")
+    old_dev = connect(gw, old)
+    pending = old_dev.rating()  # signed with the old key, still in the device's outbox
+    old_dev.close()
+    new = gw.api.post("/api/v1/devices/pj-0102/rotate", json={"grace_hours": 1}).json()
+    assert new["key"] != old["key"] and new["password"] != old["password"]
+    with pytest.raises(AssertionError, match="could not connect"):
+        connect(gw, old)
+    d = connect(gw, new)
+    assert d.send(pending)["status"] == "stored"  # the old key, within its grace
+    d.seq = pending["seq"]
+    assert d.send(d.rating())["status"] == "stored"  # the new key
+    d.close()
+    gw.api.post("/api/v1/devices/pj-0102/rotate", json={"grace_hours": 0})
+    newest = gw.api.post("/api/v1/devices/pj-0102/rotate", json={"grace_hours": 0}).json()
+    d = connect(gw, newest)
+    d.seq = 100
+    current = d.rating()
+    d.key = bytes.fromhex(new["key"])  # a key two rotations old, revoked without grace
+    stale = d.rating()
+    d.client.publish(d.topic("rating"), json.dumps(stale), qos=1).wait_for_publish()
+    d.key = bytes.fromhex(newest["key"])
+    assert d.send(current)["status"] == "stored"
+    assert wait_for(lambda: gw.api.get("/api/v1/rejections").json()["counts"].get("bad_signature") == 1)
+    d.close()
+
+
+def wait_for(check, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_moving_a_device_pushes_the_new_windows_session(gw):
+    gw.business.sign_in("W01", "S1", "王芳")
+    gw.business.sign_in("W02", "S2", "李娜")
+    d = connect(gw, add(gw, "pj-0103", "W01"))
+    assert d.sessions.get(timeout=5)["staff_id"] == "S1"
+    gw.api.post("/api/v1/devices/pj-0103/window", json={"window": "W02"}).raise_for_status()
+    s = d.sessions.get(timeout=5)
+    assert (s["window"], s["staff_id"], s["staff_name"]) == ("W02", "S2", "李娜")
+    d.close()
+
+
+def rating_row(gw, rid):
+    rows = gw.api.get("/api/v1/ratings", params={"repeats": True, "limit": 1000}).json()
+    return next(r for r in rows if r["id"] == rid)
+
+
+def test_a_late_rating_is_tagged_by_the_session_when_it_was_pressed(gw):
+    d = connect(gw, add(gw, "pj-0104", "W01"))
+    gw.business.sign_in("W01", "S1", "王芳")
+    pressed_at = time.time_ns() // 1_000_000
+    time.sleep(0.2)
+    gw.business.sign_in("W01", "S2", "李娜")  # the next shift, before the rating arrives
+    late = d.rating(ts=pressed_at)
+    assert d.send(late)["status"] == "stored"
+    row = rating_row(gw, f"pj-0104:{late['seq']}")
+    assert (row["staff_id"], row["staff_name"], row["clock"], row["tag_source"]) == ("S1", "王芳", "device", "session")
+    now = d.rating()
+    d.send(now)
+    assert rating_row(gw, f"pj-0104:{now['seq']}")["staff_id"] == "S2"
+    d.close()
+
+
+def test_an_unsynced_clock_is_corrected_from_the_sync_record_or_flagged(gw):
+    d = connect(gw, add(gw, "pj-0105", "W01"))
+    gw.business.sign_in("W01", "S1", "王芳")
+    time.sleep(1.1)
+    # the device's clock says 2000-01-01; it has been up 200 s in boot 5 when it syncs
+    d.send({"v": 1, "dev": d.dev, "id": 1, "ts": 946684800000, "boot": 5, "up": 200_000}, leaf="time/req")
+    assert wait_for(lambda: gw.api.get("/api/v1/devices/pj-0105").json()["sync_boot"] == 5)
+    synced = gw.api.get("/api/v1/devices/pj-0105").json()
+    gw.business.sign_in("W01", "S2", "李娜")
+    pressed = d.rating(ts=946684799000, tsync=False, boot=5, up=199_000)  # 1 s before the sync
+    d.send(pressed)
+    row = rating_row(gw, f"pj-0105:{pressed['seq']}")
+    assert row["clock"] == "corrected" and row["staff_id"] == "S1"
+    assert abs(_epoch(row["rated_at"]) - (_epoch(synced["sync_at"]) - 1)) <= 1.0  # ISO has whole seconds
+    other_boot = d.rating(ts=946684700000, tsync=False, boot=4, up=50_000)
+    d.send(other_boot)
+    assert rating_row(gw, f"pj-0105:{other_boot['seq']}")["clock"] == "arrival"
+    future = d.rating(ts=(int(time.time()) + 3600) * 1000)
+    d.send(future)
+    assert rating_row(gw, f"pj-0105:{future['seq']}")["clock"] == "suspect"
+    d.close()
+
+
+def _epoch(iso):
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def test_one_case_one_rating_batch_cases_and_the_rated_share(gw):
+    d = connect(gw, add(gw, "pj-0106", "W01"))
+    gw.business.sign_in("W01", "S1", "王芳")
+    batch = gw.api.post("/api/v1/cases", json={"serial": "B-1", "window": "W01", "items": [
+        {"code": "A1", "name": "营业执照变更登记"}, {"code": "A2", "name": "税务登记变更"}]})
+    assert batch.status_code == 201, batch.text
+    gw.api.post("/api/v1/cases", json={"serial": "C-2", "window": "W01", "item_code": "X", "item_name": "居民身份证换领"})
+    first = d.rating(case="B-1", level="very_satisfied")
+    second = d.rating(case="B-1", level="very_dissatisfied", reason=["attitude"])
+    assert d.send(first)["status"] == "stored" and d.send(second)["status"] == "stored"
+    row1, row2 = rating_row(gw, f"pj-0106:{first['seq']}"), rating_row(gw, f"pj-0106:{second['seq']}")
+    assert row1["repeat_of"] is None and row1["item_name"] == "营业执照变更登记" and "税务登记变更" in row1["items"]
+    assert row2["repeat_of"] == row1["id"] and row2["forward_state"] == "repeat"
+    assert [r["id"] for r in gw.api.get("/api/v1/ratings").json()] == [row1["id"]]  # repeats left out
+    assert [c["serial"] for c in gw.api.get("/api/v1/cases", params={"rated": False}).json()] == ["C-2"]
+    share = gw.api.get("/api/v1/cases/rated-share").json()
+    assert (share["cases"], share["rated"], share["share"]) == (2, 1, 0.5)
+    s = d.sessions
+    assert wait_for(lambda: gw.platform_records().keys() == {row1["id"]})
+    last = None
+    while not s.empty():
+        last = s.get()
+    assert last["case"] == "C-2" and last["rated"] is False
+    d.close()
+
+
+def test_statistics_filters_and_csv(gw):
+    d1 = connect(gw, add(gw, "pj-0107", "W01"))
+    d2 = connect(gw, add(gw, "pj-0108", "W02"))
+    gw.business.sign_in("W01", "S1", "王芳")
+    gw.business.sign_in("W02", "S2", "李娜")
+    for dev, level, reason in [(d1, "very_satisfied", ()), (d1, "satisfied", ()), (d1, "dissatisfied", ["slow"]),
+                               (d2, "basically_satisfied", ()), (d2, "very_dissatisfied", ["none"])]:
+        assert dev.send(dev.rating(level=level, reason=reason))["status"] == "stored"
+    overall = gw.api.get("/api/v1/stats").json()
+    assert overall == {"ratings": 5, "mean_score": round((10 + 8 + 3 + 6 + 0) / 5, 2),
+                       "satisfaction_rate": 0.6, "bad_reviews": 2}
+    by_window = {r["window"]: r for r in gw.api.get("/api/v1/stats", params={"by": "window"}).json()}
+    assert by_window["W01"]["mean_score"] == 7.0 and by_window["W02"]["bad_reviews"] == 1
+    by_staff = gw.api.get("/api/v1/stats", params={"by": "staff"}).json()
+    assert [(r["staff_id"], r["staff_name"], r["ratings"]) for r in by_staff] == [("S1", "王芳", 3), ("S2", "李娜", 2)]
+    bad = gw.api.get("/api/v1/ratings", params={"level": "very_dissatisfied"}).json()
+    assert [r["dev"] for r in bad] == ["pj-0108"] and bad[0]["reason"] == "none"
+    today = time.strftime("%Y-%m-%d", time.localtime(time.time() + 8 * 3600 - time.localtime().tm_gmtoff))
+    assert len(gw.api.get("/api/v1/ratings", params={"since": today, "until": today}).json()) == 5
+    assert gw.api.get("/api/v1/ratings", params={"since": "2001-01-01", "until": "2001-01-02"}).json() == []
+    r = gw.api.get("/api/v1/ratings.csv", params={"window": "W01"})
+    assert r.headers["content-type"].startswith("text/csv") and r.text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
+    assert [x["level_name"] for x in rows] == ["非常满意", "满意", "不满意"] and rows[2]["reasons"] == "办事效率低"
+    d1.close()
+    d2.close()
+
+
+def test_device_health_online_offline_and_stale(gw):
+    creds = add(gw, "pj-0109", "W01")
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pj-0109")
+    c.username_pw_set("pj-0109", creds["password"])
+    c.will_set(f"pingjia/gw/pj-0109/status", b'{"v":1,"state":"offline"}', qos=1, retain=True)
+    c.connect(gw.cfg.broker_host, gw.cfg.broker_port)
+    c.loop_start()
+    c.publish("pingjia/gw/pj-0109/status", b'{"v":1,"state":"online"}', qos=1, retain=True).wait_for_publish()
+    c.publish("pingjia/gw/pj-0109/health", b'{"v":1,"dev":"pj-0109","fw":"0.1.0","outbox":3,"rssi":-61}', qos=1)
+    assert wait_for(lambda: gw.api.get("/api/v1/devices/pj-0109").json()["online"])
+    one = gw.api.get("/api/v1/devices/pj-0109").json()
+    assert one["health"]["outbox"] == 3 and one["fw"] == "0.1.0" and one["stale"] is False
+    assert one["state"] == "active"
+    # three heartbeats missed (the fixture's gateway expects one a second) -> stale
+    assert wait_for(lambda: gw.api.get("/api/v1/devices/pj-0109").json()["stale"], 6)
+    c.loop_stop()
+    c.socket().close()  # the plug pulled: no DISCONNECT, so the broker sends the will
+    assert wait_for(lambda: not gw.api.get("/api/v1/devices/pj-0109").json()["online"], 10)
+
+
+BAD_CALLS = [
+    ("POST", "/api/v1/devices", {"dev": "a/b", "window": "W1"}, 422),
+    ("POST", "/api/v1/devices", {"dev": "ok", "window": "W1", "model": "toaster"}, 422),
+    ("POST", "/api/v1/devices", {"window": "W1"}, 422),
+    ("POST", "/api/v1/devices", "not json", 422),
+    ("POST", "/api/v1/devices/nope/retire", None, 404),
+    ("POST", "/api/v1/devices/nope/window", {"window": "W2"}, 404),
+    ("POST", "/api/v1/devices/nope/rotate", {"grace_hours": -1}, 422),
+    ("POST", "/api/v1/windows/W1/sign-in", {"staff_id": "S 1", "staff_name": "x"}, 422),
+    ("POST", "/api/v1/windows/W9/sign-out", None, 404),
+    ("POST", "/api/v1/cases", {"serial": "X1", "window": "W1", "item_code": "a", "item_name": "b"}, 409),
+    ("POST", "/api/v1/cases", {"serial": "X1", "window": "W1"}, 422),
+    ("POST", "/api/v1/cases", {"serial": "X" * 51, "window": "W1", "item_code": "a", "item_name": "b"}, 422),
+    ("GET", "/api/v1/ratings?limit=0", None, 422),
+    ("GET", "/api/v1/ratings?limit=abc", None, 422),
+    ("GET", "/api/v1/ratings?level=great", None, 422),
+    ("GET", "/api/v1/ratings?since=yesterday", None, 422),
+    ("GET", "/api/v1/ratings.csv?until=2026-13-01", None, 422),
+    ("GET", "/api/v1/stats?by=moon", None, 422),
+    ("GET", "/api/v1/cases?rated=maybe", None, 422),
+    ("GET", "/api/v1/nothing-here", None, 404),
+    ("DELETE", "/api/v1/devices", None, 405),
+]
+
+
+@pytest.mark.parametrize("method,path,body,status", BAD_CALLS, ids=[f"{m} {p}" for m, p, _, _ in BAD_CALLS])
+def test_bad_api_calls_get_a_clear_4xx(gw, method, path, body, status):
+    kw = {"content": body} if isinstance(body, str) else {"json": body} if body is not None else {}
+    r = gw.api.request(method, path, **kw)
+    assert r.status_code == status, r.text
+    assert r.json()["detail"]
+
+
+def test_every_endpoint_but_health_needs_the_token(gw):
+    anon = httpx.Client(base_url=gw.cfg.api_url)
+    assert anon.get("/api/v1/health").json()["broker_connected"] is True
+    for path in ("/api/v1/devices", "/api/v1/ratings", "/api/v1/ratings.csv", "/api/v1/stats", "/api/v1/cases",
+                 "/api/v1/sessions", "/api/v1/windows", "/api/v1/rejections", "/api/v1/forwarder", "/api/v1/gateway"):
+        assert anon.get(path).status_code == 401, path
+        assert anon.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401, path
+    assert anon.post("/api/v1/devices", json={"dev": "x", "window": "W1"}).status_code == 401
