@@ -80,7 +80,7 @@ set_tcp_nodelay true
 # The defaults (1000 queued) silently drop QoS 1 messages while the gateway is away.
 max_queued_messages 1000000
 max_queued_bytes 0
-max_inflight_messages 20
+max_inflight_messages {self.cfg.inflight_window}
 sys_interval 10
 """
         users = {self.cfg.gateway_user: password_hash(self.cfg.gateway_password), **device_hashes}

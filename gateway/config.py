@@ -28,6 +28,10 @@ class Config:
     platform_token: str = "platform-token"
     timezone: str = "Asia/Shanghai"  # the hall's: dates in filters and times in answers
     heartbeat_s: int = 60  # a device is stale after 3 missed heartbeats
+    # Unacked QoS 1 messages the broker sends a client at once; for the gateway it is also
+    # the most a group commit can hold, since nothing is PUBACKed before its commit.
+    inflight_window: int = 20
+    group_wait_ms: float = 2.0  # how long a group waits for company before it commits
 
     @property
     def db_path(self) -> Path:

@@ -52,12 +52,17 @@ class Forwarder:
         self.last_error: str | None = None
 
     def start(self) -> None:
+        if not self.cfg.platform_url:
+            self.last_error = "forwarding is off: no platform_url in the gateway's settings"
+            log.warning(self.last_error)
+            return
         self.thread.start()
 
     def stop(self) -> None:
         self.stopping.set()
         self.wake.set()
-        self.thread.join(5)
+        if self.thread.is_alive():
+            self.thread.join(5)
 
     def run(self) -> None:
         while not self.stopping.is_set():

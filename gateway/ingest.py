@@ -1,8 +1,8 @@
 """MQTT ingest: validate, verify, tag and commit each rating, and only then acknowledge.
 
-paho's network thread only queues what arrives. A writer thread takes up to GROUP
-messages at a time (Mosquitto sends the gateway at most 20 unacked QoS 1 messages, its
-in-flight window), handles them in one SQLite transaction, commits (one fsync for the
+paho's network thread only queues what arrives. A writer thread takes the queued
+messages, as many as the broker's in-flight window (Mosquitto sends the gateway at most
+that many unacked QoS 1 messages; 20 by default), handles them in one SQLite transaction, commits (one fsync for the
 group), and only then sends each device its application ack and the broker its PUBACK.
 paho runs with manual_ack and a persistent session, so a message the gateway did not get
 to commit (crash, kill -9) is redelivered by the broker, and the device resends anything
@@ -27,8 +27,6 @@ from .protocol import Rejected
 
 log = logging.getLogger("pingjia.ingest")
 
-GROUP = 20  # messages per transaction: the broker's in-flight window to the gateway
-GROUP_WAIT_S = 0.002  # how long a lone message waits for company before it is committed
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 
 
@@ -43,6 +41,8 @@ class Ingest:
         self.connected = threading.Event()
         self._devices: dict[str, dict] = {}  # cache of device rows; see forget()
         self._queue: collections.deque = collections.deque()
+        self.group = cfg.inflight_window  # messages per transaction
+        self.group_wait = cfg.group_wait_ms / 1000
         self._cv = threading.Condition()
         self._stopping = False
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
@@ -117,7 +117,7 @@ class Ingest:
             return
         with self._cv:
             self._queue.append(msg)
-            if len(self._queue) == 1 or len(self._queue) >= GROUP:
+            if len(self._queue) == 1 or len(self._queue) >= self.group:
                 self._cv.notify()
 
     # -- the writer thread -------------------------------------------------------------
@@ -128,9 +128,9 @@ class Ingest:
                     self._cv.wait()
                 if self._stopping:
                     return
-                if len(self._queue) < GROUP:
-                    self._cv.wait(GROUP_WAIT_S)
-                n = min(GROUP, len(self._queue))
+                if len(self._queue) < self.group and self.group_wait:
+                    self._cv.wait(self.group_wait)
+                n = min(self.group, len(self._queue))
                 batch = [self._queue.popleft() for _ in range(n)]
             try:
                 after = self._commit_group(batch)
@@ -151,6 +151,9 @@ class Ingest:
         now = time.time()
         after = []
         with self.lock, self.db.conn:
+            # explicit, so that no statement inside can commit on its own (sqlite-utils
+            # uses savepoints, which commit when no transaction is open)
+            self.db.conn.execute("BEGIN IMMEDIATE")
             for msg in batch:
                 try:
                     actions = self.handle(msg.topic, msg.payload, now)

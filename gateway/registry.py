@@ -23,6 +23,12 @@ class Registry:
             self.ingest.publish_session(window)
         return self.device_config(creds)
 
+    def add_many(self, devices: list[tuple[str, str]], model: str = "five-button") -> list[dict]:
+        """Register many (device, window) pairs with one broker reload."""
+        out = [self.device_config(store.register_device(self.db, dev, window, model)) for dev, window in devices]
+        self._sync_broker()
+        return out
+
     def move(self, dev: str, window: str) -> dict:
         d = store.move_device(self.db, dev, window)
         if self.ingest:

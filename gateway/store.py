@@ -158,8 +158,7 @@ def verify_keys(d: dict, now: float) -> list[bytes]:
 
 
 def device(db, dev: str) -> dict | None:
-    rows = list(db["devices"].rows_where("dev = ?", [dev]))
-    return rows[0] if rows else None
+    return _one(db, "select * from devices where dev = ?", [dev])
 
 
 def device_hashes(db) -> dict[str, str]:
@@ -171,11 +170,16 @@ def devices_at(db, window: str) -> list[dict]:
 
 
 # -- sessions and cases ----------------------------------------------------------------
+def _one(db, sql: str, args: list) -> dict | None:
+    """The first row of a query as a dict; plain SQL because it is on the ingest path."""
+    cur = db.execute(sql, args)
+    row = cur.fetchone()
+    return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
+
+
 def session_at(db, window: str, ts: float) -> dict | None:
-    rows = list(db["sessions"].rows_where(
-        "window = ? and started_at <= ? and (ended_at is null or ended_at > ?)", [window, ts, ts],
-        order_by="started_at desc", limit=1))
-    return rows[0] if rows else None
+    return _one(db, "select * from sessions where window = ? and started_at <= ? "
+                    "and (ended_at is null or ended_at > ?) order by started_at desc limit 1", [window, ts, ts])
 
 
 def sign_in(db, window: str, staff_id: str, staff_name: str, at: float) -> dict:
@@ -246,7 +250,7 @@ def store_rating(db, r: Rating, d: dict, received_at: float) -> tuple[str, dict]
         "forwarded_at": None, "attempts": 0, "next_attempt_at": received_at, "last_error": None,
     }
     row.update(_tags(db, r, d["window"], rated_at))
-    db["ratings"].insert(row)
+    db.execute(f"insert into ratings ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
     if row["tag_source"] == "case" and not row["repeat_of"]:
         db.execute("update cases set rating_id = ? where serial = ?", [r.id, r.case])
     return "stored", row
@@ -269,9 +273,8 @@ def _tags(db, r: Rating, window: str, at: float) -> dict:
     """Window, staff, case and item for a rating: from the case the device showed, else
     from the session active at the window when the citizen pressed."""
     if r.case:
-        rows = list(db["cases"].rows_where("serial = ?", [r.case]))
-        if rows:
-            c = rows[0]
+        c = _one(db, "select * from cases where serial = ?", [r.case])
+        if c:
             repeat = c["rating_id"] if c["rating_id"] and c["rating_id"] != r.id else None
             return {"window": c["window"], "staff_id": c["staff_id"], "staff_name": c["staff_name"],
                     "item_code": c["item_code"], "item_name": c["item_name"], "items": c["items"],

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints its figures as it goes and a JSON line last."""

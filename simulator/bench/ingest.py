@@ -1,0 +1,177 @@
+"""`pingjia bench ingest`: how fast and how lean the gateway's durable ingest is.
+
+All in one run on this machine, against a Mosquitto the benchmark starts:
+  baseline_per_s   raw QoS 1 throughput, load generator -> Mosquitto -> one paho subscriber
+  durable_per_s    the same load through the gateway: signature-checked, tagged,
+                   committed (group commit, synchronous=FULL) and application-acked
+  ack_p50/p99_ms   publish-to-application-ack latency at a steady 1,000 ratings/s
+  devices          protocol-level devices connected at once, heartbeating, their health
+                   tracked by the gateway; gateway_rss_mb is its resident memory then
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as mqtt
+
+from gateway import store
+from gateway.broker import Broker
+from gateway.config import Config
+from gateway.registry import Registry
+
+from ..hall import free_port, wait_until
+from ..load import Fleet, percentile
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmRSS")
+
+
+class Receiver:
+    """The baseline's consumer: one paho subscriber that only counts (auto PUBACK)."""
+
+    def __init__(self, cfg: Config):
+        self.count = 0
+        self.last = 0.0
+        self.done = threading.Event()
+        self.want = 0
+        self.ready = threading.Event()
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-baseline", clean_session=True)
+        c.username_pw_set(cfg.gateway_user, cfg.gateway_password)
+        c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(f"pingjia/{cfg.hall}/+/rating", 1)
+        c.on_subscribe = lambda *a: self.ready.set()
+        c.on_message = self._message
+        c.connect(cfg.broker_host, cfg.broker_port)
+        c.loop_start()
+        self.client = c
+        if not self.ready.wait(10):
+            raise RuntimeError("the baseline subscriber could not subscribe")
+
+    def _message(self, client, userdata, msg):
+        self.count += 1
+        self.last = time.monotonic()
+        if self.count >= self.want:
+            self.done.set()
+
+    def close(self):
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+async def _baseline(fleet: Fleet, receiver: Receiver, total: int) -> float:
+    for d in fleet.devices:  # the window opens on the broker's PUBACK: no gateway involved
+        d.conn.on_puback = lambda pid, d=d: d.room.release()
+        d.conn.on_message = None
+    receiver.want = total
+    t0 = time.monotonic()
+    per = total // len(fleet.devices)
+
+    async def run(d):
+        for _ in range(per):
+            await d.room.acquire()
+            d.conn.publish(d.topic("rating"), d.rating_payload()[1], 1)
+
+    await asyncio.gather(*(run(d) for d in fleet.devices))
+    while not receiver.done.is_set():
+        await asyncio.sleep(0.002)
+    return per * len(fleet.devices) / (receiver.last - t0)
+
+
+async def run(args) -> dict:
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="pingjia-bench-"))
+    cfg = Config(home=home, hall="bench", broker_port=free_port(), api_port=free_port(), platform_url="",
+                 inflight_window=args.window, group_wait_ms=args.group_wait_ms)
+    cfg.save()
+    db = store.open_db(cfg.db_path)
+    reg = Registry(cfg, db)
+    say(f"registering {args.publishers} + {args.devices} devices in {home} ...")
+    tp_creds = reg.add_many([(f"tp-{i:04d}", f"W{i % 20:02d}") for i in range(args.publishers)])
+    scale_creds = reg.add_many([(f"sc-{i:05d}", f"S{i % 100:02d}") for i in range(args.devices)])
+    db.conn.close()
+    broker = Broker(cfg)
+    broker.start()
+    gateway = None
+    result: dict = {}
+    try:
+        # 1. baseline: the broker and one paho subscriber, nothing stored
+        receiver = Receiver(cfg)
+        base_fleet = Fleet(tp_creds, cfg.broker_host, cfg.broker_port)
+        await base_fleet.connect()
+        result["baseline_per_s"] = round(await _baseline(base_fleet, receiver, args.ratings))
+        receiver.close()
+        base_fleet.close()
+        say(f"baseline: {result['baseline_per_s']}/s raw QoS 1 through Mosquitto to one paho subscriber")
+
+        # 2. durable: the same load through the gateway
+        log = open(home / "gateway.log", "ab")
+        gateway = subprocess.Popen([sys.executable, "-m", "gateway", "gateway", "run", "--home", str(home)],
+                                   stdout=log, stderr=subprocess.STDOUT)
+        wait_until(lambda: httpx.get(f"{cfg.api_url}/api/v1/health", timeout=1).json()["broker_connected"], 30,
+                   what="the gateway")
+        fleet = Fleet(tp_creds, cfg.broker_host, cfg.broker_port)
+        for d, b in zip(fleet.devices, base_fleet.devices, strict=True):
+            d.seq = b.seq  # sequence numbers never repeat
+        await fleet.connect()
+        await fleet.flood(min(2000, args.ratings))  # warm up: devices become active, caches fill
+        seconds = await fleet.flood(args.ratings)
+        result["durable_per_s"] = round(args.ratings / seconds)
+        result["durable_ratio"] = round(result["durable_per_s"] / result["baseline_per_s"], 3)
+        say(f"durable: {result['durable_per_s']}/s stored and acked ({result['durable_ratio']} of baseline)")
+
+        # 3. latency at a steady 1,000 ratings/s
+        lat = await fleet.paced(args.rate, args.seconds)
+        result["ack_rate_per_s"] = args.rate
+        result["ack_p50_ms"] = round(percentile(lat, 50) * 1000, 2)
+        result["ack_p99_ms"] = round(percentile(lat, 99) * 1000, 2)
+        result["ack_samples"] = len(lat)
+        say(f"latency at {args.rate}/s: p50 {result['ack_p50_ms']} ms, p99 {result['ack_p99_ms']} ms")
+
+        # 4. many devices at once, heartbeating
+        scale = Fleet(scale_creds, cfg.broker_host, cfg.broker_port)
+        result["connect_s"] = round(await scale.connect(), 1)
+        say(f"{args.devices} devices connected in {result['connect_s']} s; holding {args.hold} s ...")
+        t_connected = time.time()
+        beats = await scale.heartbeats(args.heartbeat, time.monotonic() + args.hold)
+        await asyncio.sleep(2)
+        api = httpx.Client(base_url=cfg.api_url, headers={"Authorization": f"Bearer {cfg.api_token}"}, timeout=60)
+        devs = api.get("/api/v1/devices").json()
+        tracked = sum(1 for x in devs if x["dev"].startswith("sc-") and x["online"] and x["health"]
+                      and x["state"] == "active")
+        fresh = sum(1 for x in devs if x["dev"].startswith("sc-") and not x["stale"])
+        result.update(devices=args.devices, devices_online_with_health=tracked, devices_fresh=fresh,
+                      heartbeats_sent=beats, gateway_rss_mb=rss_mb(gateway.pid),
+                      broker_dropped_messages=api.get("/api/v1/gateway").json()["broker_dropped_messages"])
+        say(f"gateway RSS {result['gateway_rss_mb']} MB with {tracked} devices online and tracked "
+            f"({time.time() - t_connected:.0f} s after connecting)")
+        scale.close()
+        fleet.close()
+        published = sum(d.seq - b.seq for d, b in zip(fleet.devices, base_fleet.devices, strict=True))
+        result["unacked"] = published - fleet.acked()  # must be 0: every rating stored and acked
+    finally:
+        if gateway is not None:
+            gateway.terminate()
+            gateway.wait(20)
+        broker.stop()
+    return result
+
+
+def main(args) -> int:
+    result = asyncio.run(run(args))
+    print(json.dumps(result), flush=True)
+    return 0
