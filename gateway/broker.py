@@ -81,7 +81,7 @@ set_tcp_nodelay true
 max_queued_messages 1000000
 max_queued_bytes 0
 max_inflight_messages {self.cfg.inflight_window}
-sys_interval 10
+sys_interval 5
 """
         users = {self.cfg.gateway_user: password_hash(self.cfg.gateway_password), **device_hashes}
         passwd = "".join(f"{u}:{h}\n" for u, h in users.items())

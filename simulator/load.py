@@ -44,7 +44,7 @@ class LoadDevice:
         self.conn = await MQTTLite.connect(
             host, port, client_id=self.dev, user=self.creds["user"], password=self.creds["password"], keepalive=60,
             will=(self.topic("status"), b'{"v":1,"state":"offline"}', 1, True), on_message=self._message)
-        self.conn.subscribe([(self.topic("ack"), 1), (self.topic("session"), 1)])
+        self.conn.subscribe([(self.topic("ack"), 0), (self.topic("session"), 1)])
         self.conn.publish(self.topic("status"), b'{"v":1,"state":"online","fw":"load"}', 1, retain=True)
         self.heartbeat()
 

@@ -38,7 +38,7 @@ class ProtocolDevice:
     def _on_connect(self, client, userdata, flags, rc, props):
         self.connected = rc
         if not rc.is_failure:
-            client.subscribe([(self.topic("ack"), 1), (self.topic("session"), 1), (self.topic("time"), 0)])
+            client.subscribe([(self.topic("ack"), 0), (self.topic("session"), 1), (self.topic("time"), 0)])
 
     def _on_message(self, client, userdata, msg):
         if msg.payload:

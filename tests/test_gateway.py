@@ -285,3 +285,10 @@ def test_every_endpoint_but_health_needs_the_token(gw):
         assert anon.get(path).status_code == 401, path
         assert anon.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401, path
     assert anon.post("/api/v1/devices", json={"dev": "x", "window": "W1"}).status_code == 401
+
+
+def test_the_brokers_dropped_message_counter_is_watched(gw):
+    # Mosquitto publishes $SYS every sys_interval (5 s in the generated config)
+    assert wait_for(lambda: gw.api.get("/api/v1/gateway").json()["broker_dropped_messages"] is not None, 12)
+    state = gw.api.get("/api/v1/gateway").json()
+    assert state["broker_dropped_messages"] == 0 and state["broker_connected"] is True

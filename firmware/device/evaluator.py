@@ -136,7 +136,7 @@ class Evaluator:
 
     async def on_connect(self):
         m = self.mqtt
-        await m.subscribe([(self._t("ack"), 1), (self._t("session"), 1), (self._t("time"), 0),
+        await m.subscribe([(self._t("ack"), 0), (self._t("session"), 1), (self._t("time"), 0),
                            (self._t("cmd"), 1)])
         await m.publish(self._t("status"), proto.encode(
             {"v": 1, "state": "online", "fw": FW_VERSION, "boot": self.counters.boot}), 1, True)
