@@ -172,7 +172,7 @@ def devices_at(db, window: str) -> list[dict]:
 # -- sessions and cases ----------------------------------------------------------------
 def _one(db, sql: str, args: list) -> dict | None:
     """The first row of a query as a dict; plain SQL because it is on the ingest path."""
-    cur = db.execute(sql, args)
+    cur = db.conn.execute(sql, args)
     row = cur.fetchone()
     return dict(zip([c[0] for c in cur.description], row, strict=True)) if row else None
 
@@ -236,7 +236,7 @@ def store_rating(db, r: Rating, d: dict, received_at: float) -> tuple[str, dict]
     Raises Rejected("replay") when the rating ID exists with other content: a sequence
     number is never reused by an honest device.
     """
-    old = db.execute("select sig from ratings where id = ?", [r.id]).fetchone()
+    old = db.conn.execute("select sig from ratings where id = ?", [r.id]).fetchone()
     if old:
         if old[0] == r.sig:
             return "duplicate", {"id": r.id}
@@ -250,9 +250,10 @@ def store_rating(db, r: Rating, d: dict, received_at: float) -> tuple[str, dict]
         "forwarded_at": None, "attempts": 0, "next_attempt_at": received_at, "last_error": None,
     }
     row.update(_tags(db, r, d["window"], rated_at))
-    db.execute(f"insert into ratings ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
+    db.conn.execute(f"insert into ratings ({', '.join(row)}) values ({', '.join('?' * len(row))})",
+                    list(row.values()))
     if row["tag_source"] == "case" and not row["repeat_of"]:
-        db.execute("update cases set rating_id = ? where serial = ?", [r.id, r.case])
+        db.conn.execute("update cases set rating_id = ? where serial = ?", [r.id, r.case])
     return "stored", row
 
 

@@ -54,7 +54,11 @@ def test_registry_never_shows_a_secret_again(gw):
 def test_a_device_becomes_active_and_a_retired_one_is_locked_out_at_once(gw):
     creds = add(gw, "pj-0101", "W01")
     d = connect(gw, creds)
+    other = connect(gw, add(gw, "pj-0110", "W02"))
+    other_drops = []
+    other.client.on_disconnect = lambda *a: other_drops.append(a[3])
     gw.business.sign_in("W01", "S1", "王芳")
+    gw.business.sign_in("W02", "S2", "李娜")
     assert d.send(d.rating())["status"] == "stored"
     assert gw.api.get("/api/v1/devices/pj-0101").json()["state"] == "active"
     disconnected = []
@@ -68,7 +72,10 @@ def test_a_device_becomes_active_and_a_retired_one_is_locked_out_at_once(gw):
     with pytest.raises(AssertionError, match="could not connect"):
         connect(gw, creds)
     assert gw.api.post("/api/v1/devices/pj-0101/retire").status_code == 409
+    # the broker reloaded its password file and ACL without dropping anyone else
+    assert other_drops == [] and other.send(other.rating())["status"] == "stored"
     d.close()
+    other.close()
 
 
 def test_rotation_gives_new_credentials_and_the_old_key_verifies_only_in_grace(gw):
