@@ -30,7 +30,8 @@ class Config:
     heartbeat_s: int = 60  # a device is stale after 3 missed heartbeats
     # Unacked QoS 1 messages the broker sends a client at once; for the gateway it is also
     # the most a group commit can hold, since nothing is PUBACKed before its commit.
-    inflight_window: int = 20
+    # Mosquitto's default is 20; 100 measured 0.54 of the raw baseline against 0.39.
+    inflight_window: int = 100
     group_wait_ms: float = 2.0  # how long a group waits for company before it commits
 
     @property
