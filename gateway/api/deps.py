@@ -45,6 +45,13 @@ def auth(request: Request) -> None:
         raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 
 
+def where(*conditions: tuple[str, object]) -> tuple[str | None, list]:
+    """SQL conditions for the filters given: each (clause with one ?, value) is kept when
+    the value is not None. Returns (where clause or None, arguments)."""
+    kept = [(clause, value) for clause, value in conditions if value is not None]
+    return " and ".join(c for c, _ in kept) or None, [v for _, v in kept]
+
+
 def to_epoch(value: str | None, tz: str, end: bool = False) -> float | None:
     """'2026-11-23' (a whole day in the hall's time zone) or an ISO date-time -> Unix
     seconds. With end, a bare date means the end of that day."""

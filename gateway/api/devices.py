@@ -49,14 +49,8 @@ def view(r: dict, cfg, now: float) -> dict:
 @router.get("", summary="All devices with their health")
 def list_devices(d=Depends(deps.db), cfg=Depends(deps.cfg), state: str | None = None, window: str | None = None):
     now = time.time()
-    where, args = [], []
-    if state is not None:
-        where.append("state = ?")
-        args.append(state)
-    if window is not None:
-        where.append("window = ?")
-        args.append(window)
-    return [view(r, cfg, now) for r in d["devices"].rows_where(" and ".join(where) or None, args, order_by="dev")]
+    sql, args = deps.where(("state = ?", state), ("window = ?", window))
+    return [view(r, cfg, now) for r in d["devices"].rows_where(sql, args, order_by="dev")]
 
 
 @router.get("/{dev}", summary="One device with its health")

@@ -125,16 +125,8 @@ def rated_share(d=Depends(deps.db), cfg=Depends(deps.cfg), since: str | None = N
 
 
 def _case_filter(window, rated, since, until):
-    where, args = [], []
-    if window is not None:
-        where.append("window = ?")
-        args.append(window)
+    sql, args = deps.where(("window = ?", window), ("completed_at >= ?", since), ("completed_at < ?", until))
     if rated is not None:
-        where.append("rating_id is not null" if rated else "rating_id is null")
-    if since is not None:
-        where.append("completed_at >= ?")
-        args.append(since)
-    if until is not None:
-        where.append("completed_at < ?")
-        args.append(until)
-    return " and ".join(where) or None, args
+        rated_sql = "rating_id is not null" if rated else "rating_id is null"
+        sql = f"{sql} and {rated_sql}" if sql else rated_sql
+    return sql, args
