@@ -209,10 +209,20 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--home", default=None)
     bi.set_defaults(func=lambda a: __import__("simulator.bench.ingest", fromlist=["main"]).main(a))
 
-    ps = sub.add_parser("platform-sim", help="the provincial platform stand-in")
+    ps = sub.add_parser("platform-sim", help="the provincial platform stand-in, with fault injection")
     ps.add_argument("--port", type=int, default=8090)
-    ps.add_argument("--token", default="platform-token")
-    ps.set_defaults(func=lambda a: __import__("simulator.platform", fromlist=["serve"]).serve(a.port, a.token))
+    ps.add_argument("--profile", default="national", help="province profile: national, provincial or a path")
+    ps.add_argument("--app-key", default="pingjia")
+    ps.add_argument("--app-secret", required=True, help="the secret the gateway signs requests with")
+    ps.add_argument("--rate", type=float, default=None, help="records/s it accepts (default: the profile's)")
+    ps.add_argument("--error-rate", type=float, default=0, help="share of requests answered 503")
+    ps.add_argument("--latency-ms", type=float, default=0)
+    ps.add_argument("--timeout-rate", type=float, default=0, help="share of requests that hang")
+    ps.add_argument("--lost-reply-rate", type=float, default=0, help="share stored, then answered 500")
+    ps.add_argument("--dup-reply-rate", type=float, default=0, help="share of re-sent records answered 'accepted'")
+    ps.add_argument("--outage-s", type=float, default=0, help="answer 503 to everything for this long")
+    ps.add_argument("--seed", type=int, default=None)
+    ps.set_defaults(func=lambda a: __import__("simulator.platform", fromlist=["serve"]).serve(a))
     return p
 
 

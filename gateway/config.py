@@ -24,8 +24,12 @@ class Config:
     gateway_user: str = "gateway"
     gateway_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    platform_url: str = "http://127.0.0.1:8090"
-    platform_token: str = "platform-token"
+    platform_url: str = "http://127.0.0.1:8090"  # empty: forwarding off
+    platform_profile: str = "national"  # gateway/profiles/NAME.json, or a path to one
+    platform_app_key: str = "pingjia"
+    platform_app_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    platform_settings: dict = field(default_factory=dict)  # the hall's codes: area_code, dept_code ...
+    platform_verify_tls: bool = True
     timezone: str = "Asia/Shanghai"  # the hall's: dates in filters and times in answers
     heartbeat_s: int = 60  # a device is stale after 3 missed heartbeats
     # Unacked QoS 1 messages the broker sends a client at once; for the gateway it is also

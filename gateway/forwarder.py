@@ -1,10 +1,20 @@
-"""The forwarder: stored ratings -> the provincial platform, over HTTP.
+"""The forwarder: stored ratings -> the provincial platform, over HTTP(S).
 
-The outbox is the ratings table itself (forward_state 'pending'). A rating is marked
-'forwarded' only on the platform's success reply for that rating ID; everything else is
-retried with exponential backoff and jitter. Sending a rating twice is harmless because
-the platform keeps one record per rating ID. Repeats (a second rating for a case) are
-stored but never forwarded as new ratings.
+The outbox is the ratings table itself (forward_state 'pending'). A rating becomes
+'forwarded' only on the platform's success reply for its ID ('accepted' or 'duplicate':
+the platform is idempotent by rating ID, so sending twice is harmless). What happens
+otherwise:
+
+    timeout, dropped connection, 5xx  retry with exponential backoff and jitter; after
+                                      BREAKER_AFTER failures in a row the breaker opens
+                                      and nothing is sent until a pause has passed
+    429                               wait as long as Retry-After says
+    401, 403                          a credentials problem: pause, say so, keep the ratings
+    a record refused as invalid       dead letter with the platform's reason, visible in
+                                      the API and re-queueable after correction
+    a whole batch refused (400, 413)  its ratings are retried one by one, to find the bad one
+
+Repeats (a second rating for a case) are stored but never forwarded as new ratings.
 """
 
 from __future__ import annotations
@@ -18,25 +28,28 @@ import httpx
 
 from . import store
 from .config import Config
+from .platform import Profile, ProfileError, TokenBucket, signer
 from .protocol import LEVELS, REASONS
 
 log = logging.getLogger("pingjia.forwarder")
 
-BATCH = 50
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 300.0
+BREAKER_AFTER = 5  # consecutive failed requests that open the circuit breaker
+BREAKER_MAX_PAUSE = 60.0
+AUTH_PAUSE = 60.0
 
 
 def platform_record(row: dict) -> dict:
-    """The neutral record the platform stand-in takes; province profiles map from this."""
+    """The gateway's neutral record for a rating; province profiles map from this."""
+    reasons = [r for r in (row["reason"] or "").split(",") if r]
     return {
         "id": row["id"], "dev": row["dev"], "seq": row["seq"], "case_no": row["case_no"],
         "window": row["window"], "staff_id": row["staff_id"], "staff_name": row["staff_name"],
         "item_code": row["item_code"], "item_name": row["item_name"],
         "level": row["level"], "level_name": LEVELS[row["level"]][0], "score": row["score"],
-        "reasons": [r for r in (row["reason"] or "").split(",") if r],
-        "reason_names": [REASONS[r] for r in (row["reason"] or "").split(",") if r],
-        "rated_at": row["rated_at"], "clock": row["clock"], "channel": "hall_evaluator",
+        "reasons": reasons, "reason_names": [REASONS[r] for r in reasons],
+        "rated_at": row["rated_at"], "clock": row["clock"],
     }
 
 
@@ -46,10 +59,14 @@ class Forwarder:
         self.db = store.open_db(cfg.db_path)
         self.wake = threading.Event()
         self.stopping = threading.Event()
-        self.http = httpx.Client(base_url=cfg.platform_url, timeout=10.0,
-                                 headers={"Authorization": f"Bearer {cfg.platform_token}"})
         self.thread = threading.Thread(target=self.run, name="forwarder", daemon=True)
         self.last_error: str | None = None
+        self.failures = 0  # consecutive failed requests
+        self.paused_until = 0.0  # breaker open, Retry-After, or a credentials problem
+        self.profile = Profile.load(cfg.platform_profile)
+        self.signer = signer(self.profile, cfg.platform_app_key, cfg.platform_app_secret)
+        self.bucket = TokenBucket(self.profile.rate_limit, self.profile.batch_size)
+        self.http = httpx.Client(base_url=cfg.platform_url, timeout=10.0, verify=cfg.platform_verify_tls)
 
     def start(self) -> None:
         if not self.cfg.platform_url:
@@ -64,52 +81,155 @@ class Forwarder:
         if self.thread.is_alive():
             self.thread.join(5)
 
+    def state(self) -> dict:
+        now = time.time()
+        return {"profile": self.profile.name, "consecutive_failures": self.failures,
+                "breaker_open": self.failures >= BREAKER_AFTER and now < self.paused_until,
+                "paused_for_s": round(max(0.0, self.paused_until - now), 1), "last_error": self.last_error}
+
     def run(self) -> None:
         while not self.stopping.is_set():
             try:
-                sent = self.once()
+                busy = self.once()
             except Exception as e:  # the loop must outlive any one failure
                 log.exception("forwarder pass failed")
-                self.last_error = repr(e)
-                sent = 0
-            if not sent:
-                self.wake.wait(0.5)
+                self.last_error = repr(e)[:300]
+                busy = False
+            if not busy:
+                self.wake.wait(min(0.5, max(0.05, self.paused_until - time.time())))
                 self.wake.clear()
 
-    def once(self) -> int:
-        """Send one batch of due ratings; returns how many the platform accepted."""
+    def once(self) -> bool:
+        """Send one batch of due ratings; True if there may be more to send at once."""
         now = time.time()
-        rows = list(self.db["ratings"].rows_where(
-            "forward_state = 'pending' and next_attempt_at <= ?", [now],
-            order_by="next_attempt_at, received_at", limit=BATCH))
+        if now < self.paused_until:
+            return False
+        rows = list(self.db.query(
+            "select * from ratings where forward_state = 'pending' and next_attempt_at <= ? "
+            "order by next_attempt_at, received_at limit ?", [now, self.profile.batch_size]))
         if not rows:
-            return 0
+            return False
+        if rows[0]["solo"]:
+            rows = rows[:1]  # a batch was refused whole: find the bad record on its own
+        else:
+            rows = [r for r in rows if not r["solo"]]
         try:
-            resp = self.http.post("/api/v1/evaluations", json={"records": [platform_record(r) for r in rows]})
-            resp.raise_for_status()
-            results = {x["id"]: x["status"] for x in resp.json()["results"]}
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as e:
-            self.last_error = f"{type(e).__name__}: {e}"[:300]
-            log.warning("platform push failed: %s", self.last_error)
-            self._retry_later([r for r in rows], self.last_error)
-            return 0
-        ok = [r["id"] for r in rows if results.get(r["id"]) in ("accepted", "duplicate")]
-        if ok:
+            records = [self.profile.record(platform_record(r), self.cfg.platform_settings, self.cfg.timezone)
+                       for r in rows]
+        except ProfileError as e:  # a settings problem: nothing to do until it is fixed
+            self._pause(AUTH_PAUSE, str(e))
+            return False
+        bad = {r["id"]: "; ".join(p) for r, rec in zip(rows, records, strict=True)
+               if (p := self.profile.problems(rec))}
+        if bad:
+            self._dead(bad, prefix="refused before sending: ")
+            rows = [r for r in rows if r["id"] not in bad]
+            records = [rec for rec in records if rec[self.profile.id_field] not in bad]
+            if not rows:
+                return True
+        while (wait := self.bucket.take(len(rows))) > 0:  # keep under the platform's rate limit
+            if self.stopping.wait(wait):
+                return False
+        body = self.profile.body(records)
+        headers = {"Content-Type": "application/json; charset=utf-8",
+                   **self.signer.headers("POST", self.profile.path, body)}
+        try:
+            resp = self.http.post(self.profile.path, content=body, headers=headers)
+        except httpx.HTTPError as e:
+            self._failed(rows, f"{type(e).__name__}: {e}")
+            return False
+        return self._answer(rows, resp)
+
+    def _answer(self, rows: list[dict], resp: httpx.Response) -> bool:
+        code = resp.status_code
+        if code == 429:
+            retry = _retry_after(resp.headers.get("retry-after"))
+            self._pause(retry, f"rate limited by the platform: waiting {retry:.0f} s")
+            return False
+        if code in (401, 403):
+            self._pause(AUTH_PAUSE, f"the platform refused our credentials ({code}): check platform_app_key/secret")
+            return False
+        if code in (400, 413, 422):
+            if len(rows) > 1:
+                self._solo(rows, f"batch refused ({code}): {resp.text[:200]}")
+                return True
+            self._dead({rows[0]["id"]: f"refused ({code}): {resp.text[:300]}"})
+            return True
+        if code >= 300:
+            self._failed(rows, f"HTTP {code}: {resp.text[:200]}")
+            return False
+        try:
+            results = {x["id"]: x for x in resp.json()["results"]}
+        except (ValueError, KeyError, TypeError):
+            self._failed(rows, f"unreadable reply: {resp.text[:200]}")
+            return False
+        self.failures = 0
+        self.last_error = None
+        done = [r["id"] for r in rows if results.get(r["id"], {}).get("status") in ("accepted", "duplicate")]
+        dead = {rid: f"invalid: {x.get('error')}" for rid, x in results.items() if x.get("status") == "invalid"}
+        if done:
             with self.db.conn:
                 self.db.execute("update ratings set forward_state = 'forwarded', forwarded_at = ?, "
-                                f"attempts = attempts + 1 where id in ({','.join('?' * len(ok))})",
-                                [time.time(), *ok])
-        missed = [r for r in rows if r["id"] not in set(ok)]
+                                f"attempts = attempts + 1 where id in ({','.join('?' * len(done))})",
+                                [time.time(), *done])
+        if dead:
+            self._dead(dead)
+        missed = [r for r in rows if r["id"] not in done and r["id"] not in dead]
         if missed:
-            self._retry_later(missed, "platform did not confirm these ratings")
-        self.last_error = None
-        return len(ok)
+            self._retry_later(missed, "the platform's reply did not mention these ratings")
+        return True
+
+    # -- outcomes ----------------------------------------------------------------------
+    def _failed(self, rows: list[dict], error: str) -> None:
+        self.failures += 1
+        self.last_error = error[:300]
+        log.warning("platform push failed (%d in a row): %s", self.failures, self.last_error)
+        self._retry_later(rows, self.last_error)
+        if self.failures >= BREAKER_AFTER:
+            pause = min(BREAKER_MAX_PAUSE, 2.0 ** (self.failures - BREAKER_AFTER + 1))
+            self.paused_until = time.time() + pause * random.uniform(0.8, 1.2)
+
+    def _pause(self, seconds: float, why: str) -> None:
+        self.paused_until = time.time() + seconds
+        self.last_error = why
+        log.warning(why)
 
     def _retry_later(self, rows: list[dict], error: str) -> None:
         now = time.time()
         with self.db.conn:
             for r in rows:
                 delay = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** min(r["attempts"], 16))
-                delay *= random.uniform(0.5, 1.0)  # jitter: a hall's retries must not align
+                delay *= random.uniform(0.5, 1.0)  # jitter: retries must not align
                 self.db.execute("update ratings set attempts = attempts + 1, next_attempt_at = ?, "
-                                "last_error = ? where id = ?", [now + delay, error, r["id"]])
+                                "last_error = ? where id = ?", [now + delay, error[:300], r["id"]])
+
+    def _solo(self, rows: list[dict], error: str) -> None:
+        with self.db.conn:
+            self.db.execute(f"update ratings set solo = 1, last_error = ? where id in ({','.join('?' * len(rows))})",
+                            [error[:300], *[r["id"] for r in rows]])
+
+    def _dead(self, reasons: dict[str, str], prefix: str = "") -> None:
+        log.warning("%d ratings refused by the platform for good (dead letters)", len(reasons))
+        with self.db.conn:
+            for rid, why in reasons.items():
+                self.db.execute("update ratings set forward_state = 'dead', attempts = attempts + 1, "
+                                "last_error = ? where id = ?", [(prefix + why)[:500], rid])
+
+
+def requeue(db, ids: list[str] | None) -> int:
+    """Put dead letters back in the outbox (after the cause was corrected)."""
+    sql = ("update ratings set forward_state = 'pending', attempts = 0, solo = 0, next_attempt_at = ?, "
+           "last_error = null where forward_state = 'dead'")
+    args: list = [time.time()]
+    if ids is not None:
+        sql += f" and id in ({','.join('?' * len(ids))})"
+        args += ids
+    with db.conn:
+        return db.execute(sql, args).rowcount
+
+
+def _retry_after(value: str | None) -> float:
+    try:
+        return min(BACKOFF_MAX, max(0.1, float(value)))
+    except (TypeError, ValueError):
+        return 1.0

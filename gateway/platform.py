@@ -100,6 +100,22 @@ class Profile:
         return json.dumps({"records": records}, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+class TokenBucket:
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = burst, time.monotonic()
+
+    def take(self, n: int) -> float:
+        """Take n tokens; 0 if granted, else the seconds until they would be there."""
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        if n <= self.tokens:
+            self.tokens -= n
+            return 0.0
+        return (n - self.tokens) / self.rate
+
+
 # -- request signing ---------------------------------------------------------------------
 def string_to_sign(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
     return "\n".join([method.upper(), path, timestamp, nonce, hashlib.sha256(body).hexdigest()]).encode()

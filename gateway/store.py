@@ -62,7 +62,7 @@ def _ensure_schema(db: sqlite_utils.Database) -> None:
             "device_ts": int, "tsync": int, "boot": int, "up": int, "fw": str, "sig": str,
             "received_at": float, "rated_at": float, "clock": str, "repeat_of": str,
             "forward_state": str, "forwarded_at": float, "attempts": int,
-            "next_attempt_at": float, "last_error": str,
+            "next_attempt_at": float, "last_error": str, "solo": int,
         }, pk="id", if_not_exists=True)
         db["ratings"].create_index(["forward_state", "next_attempt_at"], if_not_exists=True)
         db["ratings"].create_index(["window", "rated_at"], if_not_exists=True)

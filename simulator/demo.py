@@ -38,7 +38,7 @@ def main(args) -> int:
         _say(f"starting a hall with {args.devices} virtual evaluators in {home} ...")
         hall.start()
         _say(f"gateway API:  {hall.cfg.api_url}/docs   (bearer token: {hall.cfg.api_token})")
-        _say(f"platform:     {hall.cfg.platform_url}/api/v1/evaluations")
+        _say(f"platform:     {hall.cfg.platform_url}/sim/stats  (profile {hall.cfg.platform_profile})")
         _say(f"broker:       {hall.cfg.broker_host}:{hall.cfg.broker_port}")
         if args.ratings is None:
             return _run_forever(hall)

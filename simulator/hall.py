@@ -5,7 +5,6 @@ stand-in driving sessions and cases. The demo and the end-to-end tests both use 
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import socket
@@ -21,6 +20,8 @@ from gateway import store
 from gateway.broker import Broker
 from gateway.config import Config
 from gateway.protocol import BAD_LEVELS, REASONS
+from gateway.forwarder import platform_record
+from gateway.platform import Profile
 from gateway.registry import Registry
 
 from .business import STAFF, Business
@@ -52,13 +53,17 @@ def wait_until(check, timeout: float, interval: float = 0.05, what: str = "condi
 
 
 class Hall:
-    def __init__(self, home: Path | str, devices: int = 4, hall: str = "demo", seed: int | None = None):
+    def __init__(self, home: Path | str, devices: int = 4, hall: str = "demo", seed: int | None = None,
+                 profile: str = "national"):
         self.home = Path(home)
         self.n_devices = devices
         self.rng = random.Random(seed)
         self.cfg = Config(home=self.home, hall=hall, broker_port=free_port(), api_port=free_port(),
-                          platform_token="pt-" + os.urandom(6).hex())
+                          platform_profile=profile,
+                          platform_settings={"area_code": "440304", "dept_code": "11440304MB2C00001X"})
+        self.platform_faults: list[str] = []  # extra platform-sim options, e.g. ["--error-rate", "0.3"]
         self.platform_port = free_port()
+        self.profile = Profile.load(profile)
         self.cfg.platform_url = f"http://127.0.0.1:{self.platform_port}"
         self.broker = Broker(self.cfg)
         self.gateway: subprocess.Popen | None = None
@@ -106,7 +111,9 @@ class Hall:
         log = open(self.home / "platform.log", "ab")
         self.platform = subprocess.Popen(
             [sys.executable, "-m", "gateway", "platform-sim", "--port", str(self.platform_port),
-             "--token", self.cfg.platform_token], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+             "--profile", self.cfg.platform_profile, "--app-key", self.cfg.platform_app_key,
+             "--app-secret", self.cfg.platform_app_secret, *self.platform_faults],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(lambda: httpx.get(f"{self.cfg.platform_url}/health", timeout=1).status_code == 200,
                    20, what="the platform stand-in")
 
@@ -191,15 +198,15 @@ class Hall:
 
     # -- accounting --------------------------------------------------------------------
     def platform_records(self) -> dict[str, dict]:
-        r = httpx.get(f"{self.cfg.platform_url}/api/v1/evaluations", timeout=30,
-                      headers={"Authorization": f"Bearer {self.cfg.platform_token}"})
+        r = httpx.get(f"{self.cfg.platform_url}/sim/records", timeout=30)
         r.raise_for_status()
-        return {rec["id"]: rec for rec in r.json()["records"]}
+        id_field = self.profile.id_field
+        return {rec[id_field]: rec for rec in r.json()["records"]}
 
-    def stored_ids(self) -> set[str]:
+    def stored_rows(self) -> dict[str, dict]:
         db = store.open_db(self.cfg.db_path)
         try:
-            return {r["id"] for r in db.query("select id from ratings")}
+            return {r["id"]: r for r in db.query("select * from ratings")}
         finally:
             db.conn.close()
 
@@ -212,21 +219,23 @@ class Hall:
             pass  # the summary says what is missing
 
     def summary(self, pressed: list[dict]) -> dict:
-        """Count what happened to each pressed rating, checking it arrived with the right
-        window, staff ID and case number."""
+        """Count what happened to each pressed rating. A rating counts as forwarded when the
+        gateway tagged it with the window, staff ID and case the citizen saw, and the
+        platform holds exactly the record the profile makes of it."""
         want = {p["id"]: p for p in pressed}
-        stored = self.stored_ids()
+        stored = self.stored_rows()
         at_platform = self.platform_records()
         forwarded = mistagged = 0
         for rid, rec in at_platform.items():
-            p = want.get(rid)
-            if p is None:
+            p, row = want.get(rid), stored.get(rid)
+            if p is None or row is None:
                 continue
-            if all(rec[k] == p[k] for k in ("window", "staff_id", "case_no", "level")):
+            expected = self.profile.record(platform_record(row), self.cfg.platform_settings, self.cfg.timezone)
+            if all(row[k] == p[k] for k in ("window", "staff_id", "case_no", "level")) and rec == expected:
                 forwarded += 1
             else:
                 mistagged += 1
         # One press, one platform record: anything beyond that is a duplicate.
-        return {"pressed": len(want), "stored": len(stored & set(want)), "forwarded": forwarded,
-                "duplicates": len(at_platform) - forwarded - mistagged + len(stored - set(want)),
+        return {"pressed": len(want), "stored": len(set(stored) & set(want)), "forwarded": forwarded,
+                "duplicates": len(at_platform) - forwarded - mistagged + len(set(stored) - set(want)),
                 "lost": len(set(want) - set(at_platform)), "mistagged": mistagged}

@@ -1,70 +1,141 @@
-"""Stand-in for the provincial 好差评 platform: an HTTP service that keeps what it accepts.
+"""Stand-in for the provincial 好差评 platform (`pingjia platform-sim`).
 
-It is idempotent by rating ID, as a real platform's push interface is expected to be:
-a record sent again is answered "duplicate" and counted, never stored twice.
+It reads the same province profile as the gateway: it validates every record against the
+profile's checks, verifies the request signature, enforces a rate limit in records per
+second (429 with Retry-After), and is idempotent by the profile's record ID — a record
+sent again is answered "duplicate" and counted, never stored twice. Faults are injected
+on demand through POST /sim/faults or the command line:
+
+    error_rate     share of requests answered 503
+    latency_ms     added to every answer
+    timeout_rate   share of requests that hang past any sane client timeout
+    lost_reply_rate share of requests stored, then answered 500 (the reply "lost")
+    dup_reply_rate  share of re-sent records answered "accepted" instead of "duplicate"
+    outage_s       answer 503 to everything for this many seconds from now
 """
 
 from __future__ import annotations
 
-import secrets
+import asyncio
+import json
+import random
 import threading
+import time
 from collections import Counter
 
-from fastapi import FastAPI, HTTPException, Request
-from pydantic import BaseModel
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
-REQUIRED = ("id", "case_no", "window", "staff_id", "level", "score", "rated_at", "channel")
+from gateway.platform import Profile, TokenBucket, signer
+
+TIMEOUT_HANG_S = 120
 
 
-class Batch(BaseModel):
-    records: list[dict]
+class Faults(BaseModel):
+    error_rate: float = Field(0, ge=0, le=1)
+    latency_ms: float = Field(0, ge=0, le=60000)
+    timeout_rate: float = Field(0, ge=0, le=1)
+    lost_reply_rate: float = Field(0, ge=0, le=1)
+    dup_reply_rate: float = Field(0, ge=0, le=1)
+    outage_s: float = Field(0, ge=0, le=86400)
 
 
-def create_app(token: str) -> FastAPI:
-    app = FastAPI(title="Provincial platform stand-in")
+def create_app(profile: Profile, app_key: str, app_secret: str, rate: float | None = None,
+               faults: Faults | None = None, seed: int | None = None) -> FastAPI:
+    app = FastAPI(title=f"Provincial platform stand-in ({profile.name})")
+    auth = signer(profile, app_key, app_secret)
+    rate = rate or profile.rate_limit
+    bucket = TokenBucket(rate, max(rate, profile.batch_size))
+    state = {"faults": faults or Faults(), "outage_until": 0.0}
+    if state["faults"].outage_s:
+        state["outage_until"] = time.monotonic() + state["faults"].outage_s
     records: dict[str, dict] = {}
-    receipts: Counter = Counter()
+    stats: Counter = Counter()
     lock = threading.Lock()
+    rng = random.Random(seed)
 
-    def auth(request: Request):
-        given = request.headers.get("authorization", "")
-        if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            raise HTTPException(401, "bad token")
+    def error(status: int, message: str, **headers) -> JSONResponse:
+        stats[f"http_{status}"] += 1
+        return JSONResponse({"code": status, "message": message}, status_code=status,
+                            headers={k.replace("_", "-"): v for k, v in headers.items()})
 
-    @app.post("/api/v1/evaluations")
-    def push(batch: Batch, request: Request):
-        auth(request)
+    @app.post(profile.path)
+    async def push(request: Request):
+        f: Faults = state["faults"]
+        body = await request.body()
+        stats["requests"] += 1
+        if f.latency_ms:
+            await asyncio.sleep(f.latency_ms / 1000)
+        if time.monotonic() < state["outage_until"]:
+            return error(503, "platform under maintenance")
+        if not auth.check("POST", profile.path, body, request.headers):
+            return error(401, "bad signature or app key")
+        if rng.random() < f.timeout_rate:
+            stats["timeouts_injected"] += 1
+            await asyncio.sleep(TIMEOUT_HANG_S)
+        if rng.random() < f.error_rate:
+            return error(503, "transient error (injected)")
+        try:
+            batch = json.loads(body)["records"]
+            assert isinstance(batch, list) and all(isinstance(r, dict) for r in batch)
+        except (ValueError, KeyError, TypeError, AssertionError):
+            return error(400, "body must be {\"records\": [objects]}")
+        if len(batch) > profile.batch_size:
+            return error(413, f"at most {profile.batch_size} records a request")
+        wait = bucket.take(len(batch))
+        if wait:
+            return error(429, "rate limit", retry_after=str(max(1, round(wait + 0.5))))
         results = []
         with lock:
-            for rec in batch.records:
-                missing = [k for k in REQUIRED if k not in rec]
-                if missing:
-                    results.append({"id": rec.get("id"), "status": "invalid", "error": f"missing {missing}"})
-                    continue
-                receipts[rec["id"]] += 1
-                if rec["id"] in records:
-                    results.append({"id": rec["id"], "status": "duplicate"})
+            for rec in batch:
+                rid = rec.get(profile.id_field)
+                problems = profile.problems(rec)
+                if problems:
+                    stats["invalid"] += 1
+                    results.append({"id": rid, "status": "invalid", "error": "; ".join(problems)})
+                elif rid in records:
+                    stats["duplicates_received"] += 1
+                    dup_ok = rng.random() < f.dup_reply_rate
+                    results.append({"id": rid, "status": "accepted" if dup_ok else "duplicate"})
                 else:
-                    records[rec["id"]] = rec
-                    results.append({"id": rec["id"], "status": "accepted"})
-        return {"results": results}
+                    records[rid] = rec
+                    stats["accepted"] += 1
+                    results.append({"id": rid, "status": "accepted"})
+        if rng.random() < f.lost_reply_rate:
+            stats["lost_replies_injected"] += 1
+            return error(500, "reply lost (injected) after storing")
+        return {"code": 0, "results": results}
 
-    @app.get("/api/v1/evaluations")
-    def query(request: Request):
-        auth(request)
+    @app.get("/sim/records")
+    def query():
         with lock:
-            return {"count": len(records), "resent": sum(n - 1 for n in receipts.values()),
-                    "records": list(records.values())}
+            return {"count": len(records), "records": list(records.values())}
+
+    @app.get("/sim/stats")
+    def get_stats():
+        return {**stats, "stored": len(records), "rate_limit_per_s": rate,
+                "faults": state["faults"].model_dump(),
+                "outage_left_s": max(0.0, round(state["outage_until"] - time.monotonic(), 1))}
+
+    @app.post("/sim/faults")
+    def set_faults(body: Faults):
+        state["faults"] = body
+        state["outage_until"] = time.monotonic() + body.outage_s if body.outage_s else 0.0
+        return get_stats()
 
     @app.get("/health")
     def health():
-        return {"ok": True}
+        return {"ok": True, "profile": profile.name}
 
     return app
 
 
-def serve(port: int, token: str) -> int:
+def serve(args) -> int:
     import uvicorn
 
-    uvicorn.run(create_app(token), host="127.0.0.1", port=port, log_level="warning")
+    faults = Faults(error_rate=args.error_rate, latency_ms=args.latency_ms, timeout_rate=args.timeout_rate,
+                    lost_reply_rate=args.lost_reply_rate, dup_reply_rate=args.dup_reply_rate, outage_s=args.outage_s)
+    app = create_app(Profile.load(args.profile), args.app_key, args.app_secret, args.rate, faults, args.seed)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
     return 0

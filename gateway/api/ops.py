@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
 
+from .. import forwarder as forwarder_mod
 from .. import store
 from . import deps
 
@@ -37,7 +39,27 @@ def forwarder(d=Depends(deps.db), cfg=Depends(deps.cfg), g=Depends(deps.gateway)
     return {"backlog": pending["n"],
             "oldest_age_s": round(time.time() - pending["oldest"], 1) if pending["oldest"] else None,
             "max_attempts": pending["max_attempts"], "errors": errors, "states": store.forward_counts(d),
-            "last_error": g.forwarder.last_error if g is not None else None}
+            "dead_letters": d["ratings"].count_where("forward_state = 'dead'"),
+            "platform": cfg.platform_url or None, **(g.forwarder.state() if g is not None else {})}
+
+
+@router.get("/forwarder/dead", summary="Ratings the platform refused for good, with its reason")
+def dead_letters(d=Depends(deps.db), cfg=Depends(deps.cfg), limit: int = Query(100, ge=1, le=1000)):
+    rows = d.query("select id, window, staff_id, case_no, level, attempts, last_error, received_at from ratings "
+                   "where forward_state = 'dead' order by received_at limit ?", [limit])
+    return [{**r, "received_at": deps.iso(r["received_at"], cfg.timezone)} for r in rows]
+
+
+class Requeue(BaseModel):
+    ids: list[str] | None = Field(None, max_length=10000, description="rating IDs; omit for every dead letter")
+
+
+@router.post("/forwarder/requeue", summary="Send dead letters again, once their cause is corrected")
+def requeue(body: Requeue, d=Depends(deps.db), g=Depends(deps.gateway)):
+    n = forwarder_mod.requeue(d, body.ids)
+    if g is not None:
+        g.forwarder.wake.set()
+    return {"requeued": n}
 
 
 @router.get("/gateway", summary="The gateway's own counters since it started, and the broker's")
