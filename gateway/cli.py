@@ -209,6 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--home", default=None)
     bi.set_defaults(func=lambda a: __import__("simulator.bench.ingest", fromlist=["main"]).main(a))
 
+    bd = bsub.add_parser("drain", help="forwarding after a platform outage: delivered, duplicates, drain rate")
+    bd.add_argument("--ratings", type=int, default=100000)
+    bd.add_argument("--rate", type=float, default=1000, help="records/s the returning platform accepts (R)")
+    bd.add_argument("--error-rate", type=float, default=0.1, help="share of requests it fails")
+    bd.add_argument("--profile", default="national")
+    bd.add_argument("--publishers", type=int, default=50)
+    bd.add_argument("--timeout", type=float, default=1800, help="give up draining after this many seconds")
+    bd.add_argument("--home", default=None)
+    bd.set_defaults(func=lambda a: __import__("simulator.bench.drain", fromlist=["main"]).main(a))
+
     ps = sub.add_parser("platform-sim", help="the provincial platform stand-in, with fault injection")
     ps.add_argument("--port", type=int, default=8090)
     ps.add_argument("--profile", default="national", help="province profile: national, provincial or a path")

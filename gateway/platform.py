@@ -115,6 +115,10 @@ class TokenBucket:
             return 0.0
         return (n - self.tokens) / self.rate
 
+    def refund(self, n: int) -> None:
+        """Give back tokens for a request the platform did no work for (5xx, no answer)."""
+        self.tokens = min(self.burst, self.tokens + n)
+
 
 # -- request signing ---------------------------------------------------------------------
 def string_to_sign(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:

@@ -112,7 +112,7 @@ class Hall:
         self.platform = subprocess.Popen(
             [sys.executable, "-m", "gateway", "platform-sim", "--port", str(self.platform_port),
              "--profile", self.cfg.platform_profile, "--app-key", self.cfg.platform_app_key,
-             "--app-secret", self.cfg.platform_app_secret, *self.platform_faults],
+             f"--app-secret={self.cfg.platform_app_secret}", *self.platform_faults],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until(lambda: httpx.get(f"{self.cfg.platform_url}/health", timeout=1).status_code == 200,
                    20, what="the platform stand-in")
