@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--latency-ms", type=float, default=0)
     ps.add_argument("--timeout-rate", type=float, default=0, help="share of requests that hang")
     ps.add_argument("--lost-reply-rate", type=float, default=0, help="share stored, then answered 500")
+    ps.add_argument("--drop-rate", type=float, default=0, help="share stored, then the connection dropped")
     ps.add_argument("--dup-reply-rate", type=float, default=0, help="share of re-sent records answered 'accepted'")
     ps.add_argument("--outage-s", type=float, default=0, help="answer 503 to everything for this long")
     ps.add_argument("--seed", type=int, default=None)

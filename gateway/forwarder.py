@@ -130,7 +130,7 @@ class Forwarder:
         while (wait := self.bucket.take(len(rows))) > 0:  # keep under the platform's rate limit
             if self.stopping.wait(wait):
                 return False
-        body = self.profile.body(records)
+        body = self.profile.adapter.body(records)
         headers = {"Content-Type": "application/json; charset=utf-8",
                    **self.signer.headers("POST", self.profile.path, body)}
         try:
@@ -159,8 +159,8 @@ class Forwarder:
             self._failed(rows, f"HTTP {code}: {resp.text[:200]}")
             return True
         try:
-            results = {x["id"]: x for x in resp.json()["results"]}
-        except (ValueError, KeyError, TypeError):
+            results = self.profile.adapter.results(resp.json())
+        except ValueError:
             self._failed(rows, f"unreadable reply: {resp.text[:200]}")
             return True
         self.failures = 0

@@ -46,6 +46,10 @@ class Profile:
         self.fields = data["fields"]
         self.checks = data.get("checks", {})
         self.auth = data.get("auth", {"method": "none"})
+        adapter = data.get("adapter", "default")
+        if adapter not in ADAPTERS:
+            raise ProfileError(f"profile {self.name}: unknown adapter {adapter!r}; known: {sorted(ADAPTERS)}")
+        self.adapter = ADAPTERS[adapter]()
         if self.id_field not in self.fields:
             raise ProfileError(f"profile {self.name}: id_field {self.id_field} is not among its fields")
 
@@ -96,8 +100,25 @@ class Profile:
                 out.append(f"{f}={v!r} is not one of {rule['one_of']}")
         return out
 
+
+
+class DefaultAdapter:
+    """The envelope {"records": [...]} and the reply {"results": [{"id", "status",
+    "error"}]} with status accepted, duplicate or invalid. A platform that wraps or
+    answers differently gets an adapter of its own, named by its profile's "adapter"."""
+
     def body(self, records: list[dict]) -> bytes:
         return json.dumps({"records": records}, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def results(self, reply) -> dict[str, dict]:
+        """Rating ID -> {"status": ..., "error": ...}; raises ValueError if unreadable."""
+        try:
+            return {x["id"]: {"status": x["status"], "error": x.get("error")} for x in reply["results"]}
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"unreadable reply: {e!r}") from None
+
+
+ADAPTERS = {"default": DefaultAdapter}
 
 
 class TokenBucket:

@@ -11,6 +11,7 @@ on demand through POST /sim/faults or the command line:
     timeout_rate   share of requests that hang past any sane client timeout
     lost_reply_rate share of requests stored, then answered 500 (the reply "lost")
     dup_reply_rate  share of re-sent records answered "accepted" instead of "duplicate"
+    drop_rate      share of requests stored, then the connection dropped mid-reply
     outage_s       answer 503 to everything for this many seconds from now
 """
 
@@ -24,12 +25,21 @@ import time
 from collections import Counter
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from gateway.platform import Profile, TokenBucket, signer
 
 TIMEOUT_HANG_S = 120
+
+
+class DroppedReply(Response):
+    """Starts a reply, then drops the connection: the client never learns the outcome."""
+
+    async def __call__(self, scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4096")]})
+        await send({"type": "http.response.body", "body": b'{"code":0,"res', "more_body": True})
+        raise ConnectionAbortedError("connection dropped (injected)")
 
 
 class Faults(BaseModel):
@@ -38,6 +48,7 @@ class Faults(BaseModel):
     timeout_rate: float = Field(0, ge=0, le=1)
     lost_reply_rate: float = Field(0, ge=0, le=1)
     dup_reply_rate: float = Field(0, ge=0, le=1)
+    drop_rate: float = Field(0, ge=0, le=1)
     outage_s: float = Field(0, ge=0, le=86400)
 
 
@@ -105,6 +116,9 @@ def create_app(profile: Profile, app_key: str, app_secret: str, rate: float | No
         if rng.random() < f.lost_reply_rate:
             stats["lost_replies_injected"] += 1
             return error(500, "reply lost (injected) after storing")
+        if rng.random() < f.drop_rate:
+            stats["drops_injected"] += 1
+            return DroppedReply()
         return {"code": 0, "results": results}
 
     @app.get("/sim/records")
@@ -135,7 +149,8 @@ def serve(args) -> int:
     import uvicorn
 
     faults = Faults(error_rate=args.error_rate, latency_ms=args.latency_ms, timeout_rate=args.timeout_rate,
-                    lost_reply_rate=args.lost_reply_rate, dup_reply_rate=args.dup_reply_rate, outage_s=args.outage_s)
+                    lost_reply_rate=args.lost_reply_rate, dup_reply_rate=args.dup_reply_rate, drop_rate=args.drop_rate,
+                    outage_s=args.outage_s)
     app = create_app(Profile.load(args.profile), args.app_key, args.app_secret, args.rate, faults, args.seed)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
     return 0

@@ -56,8 +56,8 @@ EXACT = {"duplicates": 0, "lost": 0, "mistagged": 0}
 
 
 def test_errors_lost_replies_and_duplicate_successes_still_deliver_each_rating_once(tmp_path, stop_after):
-    h = start(tmp_path, faults=["--error-rate", "0.3", "--lost-reply-rate", "0.2", "--dup-reply-rate", "0.5",
-                                "--seed", "3"])
+    h = start(tmp_path, faults=["--error-rate", "0.3", "--lost-reply-rate", "0.2", "--drop-rate", "0.2",
+                                "--dup-reply-rate", "0.5", "--seed", "3"])
     stop_after(h)
     pressed = rate(h, 60)
     h.wait_drained(pressed, timeout=90)
@@ -65,6 +65,7 @@ def test_errors_lost_replies_and_duplicate_successes_still_deliver_each_rating_o
     assert {k: s[k] for k in EXACT} == EXACT and s["forwarded"] == 60
     stats = sim(h)
     assert stats["stored"] == 60 and stats["http_503"] > 0 and stats["lost_replies_injected"] > 0
+    assert stats["drops_injected"] > 0
     assert stats["duplicates_received"] > 0  # the lost replies made the gateway send again: harmless
 
 
@@ -75,6 +76,8 @@ def test_an_outage_queues_visibly_and_drains_when_the_platform_returns(tmp_path,
     time.sleep(1)
     fw = h.api.get("/api/v1/forwarder").json()
     assert fw["backlog"] == 20 and fw["oldest_age_s"] >= 1 and "503" in (fw["last_error"] or "")
+    assert fw["consecutive_failures"] >= 3  # backing off: a probe a pause, not a request a millisecond
+    assert sim(h)["http_503"] <= 10
     h.wait_drained(pressed, timeout=90)
     assert h.summary(pressed)["forwarded"] == 20
     assert h.api.get("/api/v1/forwarder").json()["backlog"] == 0
