@@ -7,6 +7,7 @@ import time
 import httpx
 import pytest
 
+from gateway.platform import PROFILE_DIR
 from simulator.hall import Hall
 
 from .protocol_device import ProtocolDevice
@@ -148,3 +149,17 @@ def test_refused_records_become_dead_letters_and_are_requeued_after_correction(t
     h.wait_drained(pressed, timeout=30)
     assert h.summary(pressed)["forwarded"] == 3
     assert [d["id"] for d in h.api.get("/api/v1/forwarder/dead").json()] == [f"pj-0001:{no_case['seq']}"]
+
+
+def test_a_batch_refused_whole_is_sent_again_one_by_one(tmp_path, stop_after):
+    # this platform takes at most 5 records a request, though the profile says 100
+    strict = json.loads((PROFILE_DIR / "national.json").read_text()) | {"batch_size": 5}
+    (tmp_path / "strict.json").write_text(json.dumps(strict, ensure_ascii=False))
+    h = start(tmp_path, faults=["--profile", str(tmp_path / "strict.json")])
+    stop_after(h)
+    h.kill_gateway()
+    pressed = rate_offline(h, 12)
+    h.start_gateway()
+    h.wait_drained(pressed, timeout=60)
+    assert h.summary(pressed)["forwarded"] == 12
+    assert sim(h)["http_413"] >= 1 and h.api.get("/api/v1/forwarder").json()["dead_letters"] == 0
