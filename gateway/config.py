@@ -30,6 +30,7 @@ class Config:
     platform_app_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     platform_settings: dict = field(default_factory=dict)  # the hall's codes: area_code, dept_code ...
     platform_verify_tls: bool = True
+    platform_timeout_s: float = 10.0  # no answer by then counts as a failed request
     timezone: str = "Asia/Shanghai"  # the hall's: dates in filters and times in answers
     heartbeat_s: int = 60  # a device is stale after 3 missed heartbeats
     # Unacked QoS 1 messages the broker sends a client at once; for the gateway it is also

@@ -66,7 +66,8 @@ class Forwarder:
         self.profile = Profile.load(cfg.platform_profile)
         self.signer = signer(self.profile, cfg.platform_app_key, cfg.platform_app_secret)
         self.bucket = TokenBucket(self.profile.rate_limit, self.profile.batch_size)
-        self.http = httpx.Client(base_url=cfg.platform_url, timeout=10.0, verify=cfg.platform_verify_tls)
+        self.http = httpx.Client(base_url=cfg.platform_url, timeout=cfg.platform_timeout_s,
+                                 verify=cfg.platform_verify_tls)
 
     def start(self) -> None:
         if not self.cfg.platform_url:

@@ -70,6 +70,21 @@ def test_errors_lost_replies_and_duplicate_successes_still_deliver_each_rating_o
     assert stats["duplicates_received"] > 0  # the lost replies made the gateway send again: harmless
 
 
+def test_hanging_requests_time_out_and_slow_answers_still_count(tmp_path, stop_after):
+    h = start(tmp_path, faults=["--timeout-rate", "0.5", "--latency-ms", "200", "--seed", "5"])
+    stop_after(h)
+    h.kill_gateway()
+    h.cfg.platform_timeout_s = 1.0
+    h.cfg.save()
+    h.start_gateway()
+    pressed = rate(h, 20)
+    h.wait_drained(pressed, timeout=60)
+    s = h.summary(pressed)
+    assert s["forwarded"] == 20 and s["duplicates"] == 0
+    stats = sim(h)
+    assert stats.get("timeouts_injected", 0) >= 1, stats
+
+
 def test_an_outage_queues_visibly_and_drains_when_the_platform_returns(tmp_path, stop_after):
     h = start(tmp_path, faults=["--outage-s", "4"])
     stop_after(h)
