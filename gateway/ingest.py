@@ -15,6 +15,7 @@ import collections
 import json
 import logging
 import socket
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -155,12 +156,27 @@ class Ingest:
             # uses savepoints, which commit when no transaction is open)
             self.db.conn.execute("BEGIN IMMEDIATE")
             for msg in batch:
-                try:
-                    actions = self.handle(msg.topic, msg.payload, now)
-                except Rejected as e:
-                    actions = self._reject(e.reason, None, msg.topic, msg.payload, e.detail, now)
-                after.append((msg, actions))
+                after.append((msg, self._handle_one(msg, now)))
         return after
+
+    def _handle_one(self, msg, now: float) -> list:
+        """One message inside the group, fenced by a savepoint: a message that breaks its
+        handler is rolled back and rejected as unprocessable, instead of failing (and
+        endlessly retrying) the whole group. Database trouble still fails the group."""
+        conn = self.db.conn
+        conn.execute("SAVEPOINT msg")
+        try:
+            actions = self.handle(msg.topic, msg.payload, now)
+        except Rejected as e:
+            actions = self._reject(e.reason, None, msg.topic, msg.payload, e.detail, now)
+        except sqlite3.OperationalError:
+            raise  # disk full, I/O error, locked: retry the group, nothing was acked
+        except Exception as e:
+            conn.execute("ROLLBACK TO msg")
+            log.exception("a message on %s broke its handler", msg.topic[:100])
+            actions = self._reject("unprocessable", None, msg.topic, msg.payload, repr(e)[:200], now)
+        conn.execute("RELEASE msg")
+        return actions
 
     def _acknowledge(self, after) -> None:
         for msg, actions in after:
@@ -270,7 +286,7 @@ class Ingest:
         had been up `up` seconds in boot `boot` (protocol.md section 8)."""
         dev = d["dev"]
         boot, up, ts = req.get("boot"), req.get("up"), req.get("ts")
-        if all(isinstance(x, int) and not isinstance(x, bool) for x in (boot, up, ts)):
+        if all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < protocol.TS_MAX for x in (boot, up, ts)):
             offset = now - ts / 1000  # seconds the device clock was behind
             self.db.execute("update devices set sync_at = ?, sync_boot = ?, sync_up = ?, clock_offset = ? "
                             "where dev = ?", [now, boot, up, offset, dev])
