@@ -193,6 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--home", default=None, help="folder for the demo's data (default: a temporary one)")
     d.set_defaults(func=lambda a: __import__("simulator.demo", fromlist=["main"]).main(a))
 
+    fw = sub.add_parser("firmware", help="the device firmware")
+    fwsub = fw.add_subparsers(dest="firmware_action", required=True)
+    fb = fwsub.add_parser("build", help="compile the device code to .mpy with a manifest")
+    fb.add_argument("--out", default="build/firmware", help="output folder (rebuilt from nothing)")
+    fb.set_defaults(func=lambda a: __import__("firmware.build", fromlist=["main"]).main(a))
+
     b = sub.add_parser("bench", help="benchmarks; each prints a JSON line last")
     bsub = b.add_subparsers(dest="bench", required=True)
     bi = bsub.add_parser("ingest", help="the gateway's durable ingest: throughput, ack latency, 10,000 devices")

