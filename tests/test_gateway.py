@@ -235,7 +235,7 @@ def test_device_health_online_offline_and_stale(gw):
     creds = add(gw, "pj-0109", "W01")
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pj-0109")
     c.username_pw_set("pj-0109", creds["password"])
-    c.will_set(f"pingjia/gw/pj-0109/status", b'{"v":1,"state":"offline"}', qos=1, retain=True)
+    c.will_set("pingjia/gw/pj-0109/status", b'{"v":1,"state":"offline"}', qos=1, retain=True)
     c.connect(gw.cfg.broker_host, gw.cfg.broker_port)
     c.loop_start()
     c.publish("pingjia/gw/pj-0109/status", b'{"v":1,"state":"online"}', qos=1, retain=True).wait_for_publish()
