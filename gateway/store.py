@@ -15,6 +15,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from .broker import password_hash
 from .protocol import ID_RE, LEVELS, Rating, Rejected
 
 SCHEMA_VERSION = 1
@@ -78,7 +79,6 @@ def _ensure_schema(db: sqlite_utils.Database) -> None:
 
 
 # -- devices ---------------------------------------------------------------------------
-DEVICE_STATES = ("provisioned", "active", "retired")
 MODELS = ("five-button", "tablet")
 
 
@@ -88,8 +88,6 @@ def _new_secrets() -> tuple[str, str]:
 
 def register_device(db, dev: str, window: str, model: str = "five-button") -> dict:
     """Register a device; returns its credentials. The key is shown here and never again."""
-    from .broker import password_hash
-
     if not ID_RE.match(dev) or dev == "gateway":
         raise ValueError(f"bad device ID {dev!r}: use 1-32 letters, digits, '-' or '_', not 'gateway'")
     if not ID_RE.match(window):
@@ -112,8 +110,6 @@ def register_device(db, dev: str, window: str, model: str = "five-button") -> di
 def rotate_credentials(db, dev: str, grace_s: float) -> dict:
     """New key and password. Ratings the device signed with the old key before it got the
     new one still verify for grace_s seconds (0: the old key is dead at once)."""
-    from .broker import password_hash
-
     d = _live_device(db, dev)
     key, password = _new_secrets()
     now = time.time()

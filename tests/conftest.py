@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import firmware
-from simulator.devices import micropython_binary
+from firmware import micropython_binary
 from simulator.hall import Hall
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from simulator.devices import micropython_binary
+from firmware import micropython_binary
 
 from .conftest import VECTORS
 

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from gateway.protocol import LEVELS
-from simulator.devices import micropython_binary
+from firmware import micropython_binary
 
 BOARD = json.loads((Path(__file__).parent.parent / "hardware" / "five-button.json").read_text())
 FLASH = set(range(6, 12))  # wired to the module's flash

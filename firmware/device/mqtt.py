@@ -117,9 +117,6 @@ class Client:
                 pass
         await self._close()
 
-    def inflight(self):
-        return len(self._inflight)
-
     # -- internals -----------------------------------------------------------------
     def _next_pid(self):
         self._pid = self._pid % 65535 + 1

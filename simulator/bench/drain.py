@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ from gateway.config import Config
 from gateway.platform import PROFILE_DIR
 from gateway.registry import Registry
 
-from ..hall import free_port, wait_until
+from ..hall import free_port, start_gateway, start_platform_sim
 from ..load import Fleet
 
 
@@ -52,15 +51,8 @@ async def run(args) -> dict:
     broker.start()
     procs = []
     try:
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "gateway", "platform-sim", "--port", str(platform_port),
-             "--profile", str(home / "profile.json"), "--app-key", cfg.platform_app_key,
-             f"--app-secret={cfg.platform_app_secret}", "--outage-s", "86400", "--seed", "1"],
-            stdout=open(home / "platform.log", "ab"), stderr=subprocess.STDOUT))
-        procs.append(subprocess.Popen([sys.executable, "-m", "gateway", "gateway", "run", "--home", str(home)],
-                                      stdout=open(home / "gateway.log", "ab"), stderr=subprocess.STDOUT))
-        wait_until(lambda: httpx.get(f"{cfg.api_url}/api/v1/health", timeout=1).json()["broker_connected"], 30,
-                   what="the gateway")
+        procs.append(start_platform_sim(cfg, platform_port, "--outage-s", "86400", "--seed", "1"))
+        procs.append(start_gateway(cfg))
         sim = httpx.Client(base_url=cfg.platform_url, timeout=30)
         api = httpx.Client(base_url=cfg.api_url, headers={"Authorization": f"Bearer {cfg.api_token}"}, timeout=60)
 

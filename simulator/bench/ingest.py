@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,7 +28,7 @@ from gateway.broker import Broker
 from gateway.config import Config
 from gateway.registry import Registry
 
-from ..hall import free_port, wait_until
+from ..hall import free_port, start_gateway
 from ..load import Fleet, percentile
 
 
@@ -127,11 +126,7 @@ async def run(args) -> dict:
         say(f"baseline: {result['baseline_per_s']}/s raw QoS 1 through Mosquitto to one paho subscriber {runs}")
 
         # 2. durable: the same load through the gateway
-        log = open(home / "gateway.log", "ab")
-        gateway = subprocess.Popen([sys.executable, "-m", "gateway", "gateway", "run", "--home", str(home)],
-                                   stdout=log, stderr=subprocess.STDOUT)
-        wait_until(lambda: httpx.get(f"{cfg.api_url}/api/v1/health", timeout=1).json()["broker_connected"], 30,
-                   what="the gateway")
+        gateway = start_gateway(cfg)
         fleet = Fleet(tp_creds, cfg.broker_host, cfg.broker_port)
         for d, b in zip(fleet.devices, base_fleet.devices, strict=True):
             d.seq = b.seq  # sequence numbers never repeat
