@@ -7,47 +7,89 @@ controller's TCP socket (board_unix.py speaks the other end).
 
 from __future__ import annotations
 
+import base64
+import functools
 import json
 import signal
 import socket
 import subprocess
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
 import firmware
-from firmware import micropython_binary
+from firmware import font, micropython_binary
+from firmware.build import HARDWARE_DIR
 
 LEVEL_BUTTON = {"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 3,
                 "dissatisfied": 4, "very_dissatisfied": 5}
 REASON_BUTTON = {"attitude": 1, "slow": 2, "materials": 3, "trips": 4, "commitment": 5}
 
 
+EXIT_REBOOT = 3  # board_unix.py: the device asked for a reset (command, watchdog)
+
+
+@functools.cache
+def _font() -> bytes:
+    return font.build()
+
+
+def board_settings(board: str = "five-button") -> dict:
+    """The reference board's button timing, which the unix board takes from its config."""
+    hw = json.loads((HARDWARE_DIR / f"{board}.json").read_text())
+    return {"debounce_ms": hw["debounce_ms"], "min_gap_ms": hw["min_gap_ms"]}
+
+
 class VirtualDevice:
+    """One evaluator. Its flash gets the provisioned config and the display font, as a
+    technician's flashing would; it boots without the maintenance pause (nobody is at a
+    serial console) unless the config asks for one."""
+
     def __init__(self, flash: Path, config: dict, heap: str = "256k"):
         self.flash = Path(flash)
-        self.config = config
+        self.config = {"maintenance_s": 0, **board_settings(), **config}
         self.dev = config["dev"]
         self.heap = heap
         self.proc: subprocess.Popen | None = None
+        self.boots = 0
+        self._powered = False
         self.flash.mkdir(parents=True, exist_ok=True)
-        (self.flash / "config.json").write_text(json.dumps(config))
+        (self.flash / "config.json").write_text(json.dumps(self.config))
+        f = self.flash / "font.bin"
+        if not f.exists() or f.stat().st_size != len(_font()):
+            f.write_bytes(_font())
 
     def start(self) -> None:
+        self._powered = True
+        self._boot()
+
+    def _boot(self) -> None:
         log = open(self.flash / "console.log", "ab")
-        self.proc = subprocess.Popen(
+        self.proc = proc = subprocess.Popen(
             [micropython_binary(), "-X", f"heapsize={self.heap}", str(firmware.DEVICE_DIR / "main.py")],
             cwd=self.flash, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         log.close()
+        self.boots += 1
+        threading.Thread(target=self._reset_on_request, args=(proc,), daemon=True).start()
+
+    def _reset_on_request(self, proc: subprocess.Popen) -> None:
+        # A real ESP32 restarts itself on machine.reset() or its watchdog; here the
+        # process exits and the simulator boots it again, as long as power is on.
+        if proc.wait() == EXIT_REBOOT and self._powered and self.proc is proc:
+            time.sleep(0.05)
+            self._boot()
 
     def power_cut(self) -> None:
         """kill -9: what a pulled plug does to the firmware."""
+        self._powered = False
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
 
     def stop(self) -> None:
+        self._powered = False
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -68,6 +110,7 @@ class DeviceLink:
         self.confirmed: list[dict] = []
         self.acked: set[int] = set()
         self.display: list[str] = []
+        self.framebuffer = b""
         self.seen: Counter = Counter()  # events by name
 
     def update(self, ev: dict) -> None:
@@ -84,14 +127,41 @@ class DeviceLink:
                 self.acked.add(ev.get("seq"))
             elif kind == "display":
                 self.display = ev.get("lines") or []
+            elif kind == "screen":
+                self.framebuffer = base64.b64decode(ev.get("fb") or "")
             self.cond.notify_all()
 
     def wait(self, predicate, timeout: float) -> bool:
         with self.cond:
             return self.cond.wait_for(lambda: predicate(self), timeout)
 
+    def send(self, msg: dict) -> None:
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+
     def press(self, button: int) -> None:
-        self.sock.sendall(json.dumps({"button": button}).encode() + b"\n")
+        self.send({"button": button})
+
+    def tap(self, button: int, done, timeout: float) -> bool:
+        """Press until done(link) holds: a press inside the device's minimum gap is
+        ignored (the device says so), and a citizen would press again."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ignored = self.seen["ignored"]
+            self.press(button)
+            left = deadline - time.monotonic()
+            if not self.wait(lambda l: done(l) or l.seen["ignored"] > ignored, max(left, 0)):
+                return False
+            if done(self):
+                return True
+            time.sleep(0.1)
+
+    def screen(self, timeout: float = 5.0) -> bytes:
+        """The device's framebuffer (128x64, MONO_VLSB)."""
+        n = self.seen["screen"]
+        self.send({"screen": True})
+        if not self.wait(lambda l: l.seen["screen"] > n, timeout):
+            raise TimeoutError(f"{self.dev} sent no screen")
+        return self.framebuffer
 
 
 class Controller:

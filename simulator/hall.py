@@ -195,11 +195,14 @@ class Hall:
     def press(self, dev: str, level: str, reason: str | None = None, timeout: float = 10.0) -> dict:
         """A citizen rates what the device shows; returns the rating once it is confirmed."""
         link = self.controller.link(dev)
-        n = len(link.confirmed)
-        link.press(LEVEL_BUTTON[level])
+        n, asked = len(link.confirmed), link.seen["reason"]
+        confirmed = lambda l: len(l.confirmed) > n  # noqa: E731
         if level in BAD_LEVELS:
-            link.press(REASON_BUTTON[reason])
-        if not link.wait(lambda l: len(l.confirmed) > n, timeout):
+            ok = (link.tap(LEVEL_BUTTON[level], lambda l: l.seen["reason"] > asked, timeout)
+                  and link.tap(REASON_BUTTON[reason], confirmed, timeout))
+        else:
+            ok = link.tap(LEVEL_BUTTON[level], confirmed, timeout)
+        if not ok:
             raise TimeoutError(f"{dev} did not confirm a press")
         ev = link.confirmed[n]
         window = self.windows[dev]

@@ -10,6 +10,7 @@ import httpx
 import paho.mqtt.client as mqtt
 
 from gateway import protocol
+from simulator.hall import wait_until
 
 
 def _rate_in_threads(hall, devs, per_device):
@@ -50,16 +51,14 @@ def test_a_second_press_for_the_same_case_sends_nothing_new(hall):
     first = hall.press("pj-0002", "satisfied")
     link = hall.controller.link("pj-0002")
     n = len(link.confirmed)
-    link.press(1)
-    assert link.wait(lambda l: l.seen["already_rated"] == 1, 5)
+    assert link.tap(1, lambda l: l.seen["already_rated"] == 1, 5)
     assert len(link.confirmed) == n
     hall.wait_drained([first], timeout=30)
     # after a power cut the device learns from the retained session that the case is rated
     hall.power_cycle("pj-0002")
     link = hall.controller.link("pj-0002")
     assert link.wait(lambda l: l.session_case == first["case_no"], 10)
-    link.press(2)
-    assert link.wait(lambda l: l.seen["already_rated"] == 1, 5)
+    assert link.tap(2, lambda l: l.seen["already_rated"] == 1, 5)
     assert link.confirmed == []
     assert hall.summary([first]) == {"pressed": 1, "stored": 1, "forwarded": 1, "duplicates": 0,
                                      "lost": 0, "mistagged": 0}
@@ -90,7 +89,7 @@ def test_kill_9_of_the_gateway_while_devices_rate_loses_and_duplicates_nothing(h
         offline.append(hall.press(offline_dev, "basically_satisfied"))
         time.sleep(rng.uniform(0.1, 0.5))
         hall.start_gateway()
-    time.sleep(0.5)
+    wait_until(lambda: len(pressed) > 40 or errors, 90, what="40 ratings")
     stop.set()
     for t in threads:
         t.join(60)

@@ -1,13 +1,27 @@
 # The unix board: the evaluator's hardware as the simulator drives it.
 #
 # If config "ctl" names host:port, the board connects there and speaks JSON lines:
-#   simulator -> device  {"button": 1..5}       a press of one of the five buttons
-#   device -> simulator  {"ev": NAME, ...}      display, confirmed, already_rated, ...
+#   simulator -> device  {"button": 1..5}      a press of one of the five buttons
+#                        {"screen": true}      send the framebuffer (event "screen")
+#                        {"wifi": false|true}  the Wi-Fi link lost or back
+#   device -> simulator  {"ev": NAME, ...}     display, confirmed, already_rated, ...
 # Without "ctl" the device runs with no buttons (useful for serial-tool sessions).
+# The screen is the same framebuffer and font code as the ESP32's, only not sent to a
+# panel; reset causes and the watchdog are emulated with a file, as RTC memory would be.
 import asyncio
+import binascii
 import json
+import os
+import sys
 import time
 import gc
+
+from buttons import Buttons
+from display import Display
+
+RESET_FILE = "reset.cause"  # the unix port's stand-in for the ESP32's reset-cause register
+EXIT_REBOOT = 3  # the simulator restarts a device that exits with this
+
 
 class Board:
     model = "five-button"
@@ -15,17 +29,20 @@ class Board:
     def __init__(self, cfg):
         self.ctl = cfg.get("ctl")
         self.dev = cfg.get("dev")
-        self._presses = []
-        self._press_flag = asyncio.Event()
+        self.buttons = Buttons(cfg.get("debounce_ms", 30), cfg.get("min_gap_ms", 800))
+        self.display = Display()
+        self.wifi = True
         self._w = None
         self._events = []  # bounded: events are for the simulator, never worth memory
         self._event_flag = asyncio.Event()
         self._clock_offset = 0  # the unix port cannot set the host clock, so it keeps an offset
-        self.lines = ()
+        self._wdt_deadline = None
+        self._wdt_ms = 0
 
     async def start(self):
         if self.ctl:
             asyncio.create_task(self._control())
+        asyncio.create_task(self._scroller())
 
     async def _control(self):
         host, port = self.ctl.rsplit(":", 1)
@@ -40,18 +57,16 @@ class Board:
                 msg = json.loads(line)
             except ValueError:
                 continue
+            if not isinstance(msg, dict):
+                continue
             b = msg.get("button")
-            if isinstance(b, int) and 1 <= b <= 5 and len(self._presses) < 16:
-                self._presses.append(b)
-                self._press_flag.set()
+            if isinstance(b, int) and 1 <= b <= 5 and not self.buttons.accept(b):
+                self.event("ignored", button=b)  # inside the minimum gap: one press, one rating
+            if msg.get("screen"):
+                self.event("screen", fb=binascii.b2a_base64(self.display.buf, newline=False).decode())
+            if "wifi" in msg:
+                self.wifi = bool(msg["wifi"])
         self._w = None
-
-    async def button(self):
-        """The next button press, 1 (best) .. 5 (worst)."""
-        while not self._presses:
-            self._press_flag.clear()
-            await self._press_flag.wait()
-        return self._presses.pop(0)
 
     def event(self, name, **fields):
         if self.ctl and len(self._events) < 64:
@@ -69,13 +84,34 @@ class Board:
             if not self._events:
                 await self._event_flag.wait()
 
+    # -- display, LEDs, buzzer --------------------------------------------------------
     def show(self, lines):
-        self.lines = lines
+        self.display.show(lines)
         self.event("display", lines=lines)
+
+    def set_online(self, online):
+        if self.display.offline == online:
+            self.display.offline = not online
+            self.display.render()
+            self.event("offline", on=not online)
+
+    async def _scroller(self):
+        while True:
+            await asyncio.sleep_ms(300)
+            self.display.scroll()
 
     def confirm(self, level):
         self.event("led", level=level)
 
+    # -- network ----------------------------------------------------------------------
+    async def net_up(self):
+        """True once the Wi-Fi link is up (the simulator can take it away)."""
+        return self.wifi
+
+    def rssi(self):
+        return -50 if self.wifi else -127
+
+    # -- clock, health, resets ----------------------------------------------------------
     def time(self):
         """The device clock, Unix milliseconds."""
         return time.time_ns() // 1000000 + self._clock_offset
@@ -83,16 +119,35 @@ class Board:
     def set_time(self, now_ms):
         self._clock_offset = now_ms - time.time_ns() // 1000000
 
-    def rssi(self):
-        return -50
-
-    def reset_reason(self):
-        return "power_on"
-
     def heap(self):
         gc.collect()
         return gc.mem_free(), gc.mem_free()
 
-    def reboot(self):
-        import sys
-        sys.exit(3)
+    def reset_cause(self):
+        """What the last reset was; a power cut leaves no record, so it reads power_on."""
+        try:
+            with open(RESET_FILE) as f:
+                cause = f.read()
+            os.remove(RESET_FILE)
+            return cause
+        except OSError:
+            return "power_on"
+
+    def reboot(self, cause="soft"):
+        with open(RESET_FILE, "w") as f:
+            f.write(cause)
+        sys.exit(EXIT_REBOOT)
+
+    def wdt_start(self, timeout_ms):
+        self._wdt_ms = timeout_ms
+        self._wdt_deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
+        asyncio.create_task(self._watchdog())
+
+    def wdt_feed(self):
+        self._wdt_deadline = time.ticks_add(time.ticks_ms(), self._wdt_ms)
+
+    async def _watchdog(self):
+        # The ESP32's watchdog is hardware; this stands in for it on the unix port.
+        while time.ticks_diff(self._wdt_deadline, time.ticks_ms()) > 0:
+            await asyncio.sleep_ms(200)
+        self.reboot("watchdog")

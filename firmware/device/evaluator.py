@@ -3,9 +3,11 @@
 # Two tasks never wait on each other: the UI task takes presses and stores ratings in
 # flash; the link task keeps MQTT up and drains the outbox. A rating is confirmed to the
 # citizen once it is flushed to flash, and dropped from flash only on the gateway's ack.
+# A supervisor feeds the watchdog while all of them keep checking in.
 import asyncio
 import binascii
 import json
+import os
 import time
 import random
 
@@ -13,6 +15,7 @@ import proto
 from outbox import Outbox
 from state import Counters
 from mqtt import Client
+from supervisor import Supervisor
 
 FW_VERSION = "0.1.0"
 REASON_TIMEOUT_S = 15
@@ -21,6 +24,8 @@ RESEND_MS = 5000  # resend a rating not acked within this, doubling up to RESEND
 RESEND_MAX_MS = 60000
 HEARTBEAT_S = 60
 PERMANENT_REJECTIONS = ("replay",)  # the only rejection the gateway answers (protocol.md)
+INTENT_FILE = "reboot.intent"  # written before a reboot the device chose, read at boot
+UI_TICK_MS = 5000  # the UI task checks in at least this often while waiting for a press
 
 LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
 REASON_NAMES = ("服务态度差", "办事效率低", "材料要求繁琐", "多次跑腿", "未兑现承诺")
@@ -33,13 +38,20 @@ class Evaluator:
         self.hall = cfg["hall"]
         self.cfg = cfg
         self.signer = proto.Signer(binascii.unhexlify(cfg["key"]))
+        self.reset = self._reset_cause()
         self.outbox = Outbox()
-        self.counters = Counters(floor=self.outbox.max_seq())
+        last = self.outbox.last()
+        self.counters = Counters(floor=last[0] if last else 0)
+        self.header = b"%d,%s" % (self.counters.boot, FW_VERSION)
         self._up_ticks = time.ticks_ms()
         self._up_ms = 0
         self.tsync = False
         self.session = None
         self.rated_case = None
+        last = last and self._rating(*last)
+        if last:  # the newest rating's case stays rated across a reboot
+            self.rated_case = last["case"] or None
+        self.supervisor = Supervisor(board, cfg.get("wdt_ms", 30000))
         self.sent = {}  # seq -> [ticks sent, resend interval]
         self.wake = asyncio.Event()
         self.reconnects = 0
@@ -60,11 +72,29 @@ class Evaluator:
         self._up_ticks = now
         return self._up_ms
 
+    def _reset_cause(self):
+        try:
+            os.remove(INTENT_FILE)
+            return "intended"
+        except OSError:
+            return self.board.reset_cause()
+
+    def reboot(self):
+        with open(INTENT_FILE, "w") as f:
+            f.write("1")
+        self.board.reboot()
+
     async def run(self):
         await self.board.start()
+        self.board.set_online(False)
         self.show_idle()
+        sv = self.supervisor
+        sv.watch("ui", UI_TICK_MS + REASON_TIMEOUT_S * 1000 + 10000)
+        sv.watch("link", 90000)  # longer than the longest backoff plus a connect timeout
+        sv.watch("heartbeat", HEARTBEAT_S * 2500)
         asyncio.create_task(self.link())
         asyncio.create_task(self.heartbeat())
+        asyncio.create_task(sv.run())
         await self.ui()
 
     # -- the citizen's flow ----------------------------------------------------------
@@ -77,61 +107,112 @@ class Evaluator:
         else:
             self.board.show(("欢迎评价", "窗口 " + (s.get("window") or "") if s else "", "", ""))
 
+    async def press(self):
+        """The next press as (button, ticks when pressed), checking in while waiting."""
+        while True:
+            self.supervisor.alive("ui")
+            try:
+                return await asyncio.wait_for_ms(self.board.buttons.get(), UI_TICK_MS)
+            except asyncio.TimeoutError:
+                pass
+
     async def ui(self):
         while True:
-            b = await self.board.button()
+            b, t0 = await self.press()
             level = proto.LEVELS[b - 1]
-            self.board.confirm(level)  # LED and buzzer at once; the record follows
+            self.board.confirm(b)  # LED and buzzer at once: the press was felt
             case = (self.session or {}).get("case") or ""
             if case and case == self.rated_case:
                 self.board.event("already_rated", case=case)
                 self.board.show(("该办件已评价", "办件 " + case, "", ""))
                 continue
-            reason = []
+            if self.outbox.full():
+                self.full()
+                continue
+            reason = 0  # no reason asked: a good review
             if level in proto.BAD:
-                reason = [await self.ask_reason()]
-            seq = self.store(level, reason, case)
+                reason, t0 = await self.ask_reason()
+            try:
+                seq = self.store(b, reason, case)
+            except OSError:
+                self.full()  # not stored, so not confirmed: the citizen sees it failed
+                continue
             self.rated_case = case or None
-            self.board.event("confirmed", seq=seq, level=level, case=case, reason=reason)
+            # the confirmation follows the flush: a rating the citizen saw confirmed is in flash
             self.board.show(("谢谢您的评价", LEVEL_NAMES[b - 1], "", ""))
+            self.board.event("confirmed", seq=seq, level=level, case=case,
+                             reason=self._reasons(reason), ms=time.ticks_diff(time.ticks_ms(), t0))
             self.wake.set()
 
-    async def ask_reason(self):
-        self.board.show(("请选择不满意原因",) + REASON_NAMES)
-        try:
-            b = await asyncio.wait_for(self.board.button(), REASON_TIMEOUT_S)
-        except asyncio.TimeoutError:
-            return "none"  # recorded explicitly: the citizen gave no reason
-        return proto.REASONS[b - 1]
+    def full(self):
+        self.board.event("full", depth=self.outbox.depth())
+        self.board.show(("暂停评价", "存储已满", "请联系工作人员", ""))
 
-    def store(self, level, reason, case):
+    async def ask_reason(self):
+        """(reason index 1..5, or -1 for the timeout's explicit "none"; ticks of the press)."""
+        self.board.show(("请选择原因", "1态度  2效率", "3材料  4跑腿", "5未兑现承诺"))
+        self.board.event("reason")
+        self.supervisor.alive("ui")
+        try:
+            b, t = await asyncio.wait_for(self.board.buttons.get(), REASON_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            return -1, time.ticks_ms()  # recorded explicitly: the citizen gave no reason
+        self.board.confirm(b)
+        return b, t
+
+    @staticmethod
+    def _reasons(reason):
+        return [] if reason == 0 else ["none"] if reason < 0 else [proto.REASONS[reason - 1]]
+
+    def store(self, button, reason, case):
+        """Flush one rating to flash as a compact record (outbox.py):
+        level,reason,ts,tsync,up,case with the boot count and firmware in the segment header."""
         seq = self.counters.next_seq()
-        msg = {"dev": self.dev, "seq": seq, "level": level, "reason": reason, "case": case,
-               "ts": self.board.time(), "tsync": self.tsync, "boot": self.counters.boot,
-               "up": self.uptime(), "fw": FW_VERSION}
-        self.outbox.append(seq, proto.encode(self.signer.signed("rating", msg)))
+        if "\n" in case or "," in case:
+            case = ""  # cannot come from the gateway (it checks serials); never tear a record
+        self.outbox.append(seq, b"%d,%d,%d,%d,%d,%s" % (
+            button, reason, self.board.time(), self.tsync, self.uptime(), case), self.header)
         return seq
+
+    def _rating(self, seq, payload, header):
+        """The signed rating message of one outbox record, or None if it does not parse."""
+        try:
+            level, reason, ts, tsync, up, case = payload.decode().split(",", 5)
+            boot, fw = header.decode().split(",", 1)
+            msg = {"dev": self.dev, "seq": seq, "level": proto.LEVELS[int(level) - 1],
+                   "reason": self._reasons(int(reason)), "case": case, "ts": int(ts),
+                   "tsync": tsync == "1", "boot": int(boot), "up": int(up), "fw": fw}
+        except (ValueError, IndexError):
+            return None
+        return self.signer.signed("rating", msg)
 
     # -- the link --------------------------------------------------------------------
     async def link(self):
         backoff = 1000
+        sv = self.supervisor
         while True:
+            sv.alive("link")
             try:
-                await self.mqtt.connect()
+                if not await self.board.net_up():
+                    raise OSError("no network")
+                present = await self.mqtt.connect()
             except OSError:
-                self.board.event("link", up=False)
                 # jittered exponential backoff: a hall's devices must not reconnect in step
                 await asyncio.sleep_ms(backoff // 2 + random.getrandbits(16) % (backoff // 2 + 1))
                 backoff = min(backoff * 2, 60000)
                 continue
             backoff = 1000
             self.reconnects += 1
+            if not present:
+                self.sent = {}  # the broker forgot the session: resend everything unacked now
             try:
                 await self.on_connect()
+                self.board.set_online(True)
                 await self.drain()
             except OSError:
                 pass
             await self.mqtt.disconnect()
+            self.board.set_online(False)
             self.board.event("link", up=False)
 
     async def on_connect(self):
@@ -142,19 +223,25 @@ class Evaluator:
             {"v": 1, "state": "online", "fw": FW_VERSION, "boot": self.counters.boot}), 1, True)
         await self.request_time()
         await self.send_health()
-        self.sent = {}  # resend everything unacked on a new connection
         self.board.event("link", up=True)
 
     async def drain(self):
         """Publish unacked ratings from the outbox until the link drops."""
-        while self.mqtt.connected:
+        while self.mqtt.connected and await self.board.net_up():
+            self.supervisor.alive("link")
             now = time.ticks_ms()
             due = [q for q, s in self.sent.items() if time.ticks_diff(now, s[0]) >= s[1]]
             room = SEND_WINDOW - len(self.sent) + len(due)
             if room > 0:
                 skip = [q for q in self.sent if q not in due]
-                for seq, body in self.outbox.pending(room, skip):
-                    await self.mqtt.publish(self._t("rating"), body, 1)
+                for rec in self.outbox.pending(room, skip):
+                    seq = rec[0]
+                    msg = self._rating(*rec)
+                    if msg is None:  # passed its CRC yet does not parse: never send it
+                        self.outbox.corrupt += 1
+                        self.outbox.ack(seq)
+                        continue
+                    await self.mqtt.publish(self._t("rating"), proto.encode(msg), 1)
                     s = self.sent.get(seq)
                     interval = min(s[1] * 2, RESEND_MAX_MS) if s else RESEND_MS
                     self.sent[seq] = [time.ticks_ms(), interval]
@@ -210,7 +297,7 @@ class Evaluator:
     def on_command(self, msg):
         cmd = msg.get("cmd")
         if cmd == "reboot":
-            self.board.reboot()
+            self.reboot()
         elif cmd == "heartbeat":
             asyncio.create_task(self.send_health())
         elif cmd == "sync_time":
@@ -226,12 +313,11 @@ class Evaluator:
     async def send_health(self):
         free, block = self.board.heap()
         oldest = self.outbox.pending(1)
-        age = 0
-        if oldest:
-            age = max(0, self.board.time() - json.loads(oldest[0][1])["ts"]) // 1000
+        oldest = oldest and self._rating(*oldest[0])
+        age = max(0, self.board.time() - oldest["ts"]) // 1000 if oldest else 0
         await self.mqtt.publish(self._t("health"), proto.encode({
             "v": 1, "dev": self.dev, "fw": FW_VERSION, "model": self.board.model,
-            "up": self.uptime(), "boot": self.counters.boot, "reset": self.board.reset_reason(),
+            "up": self.uptime(), "boot": self.counters.boot, "reset": self.reset,
             "rssi": self.board.rssi(), "heap_free": free, "heap_block": block,
             "outbox": self.outbox.depth(), "oldest_s": age, "reconnects": self.reconnects - 1,
             "corrupt": self.outbox.corrupt, "rejected": self.rejected, "tsync": self.tsync,
@@ -239,6 +325,7 @@ class Evaluator:
 
     async def heartbeat(self):
         while True:
+            self.supervisor.alive("heartbeat")
             await asyncio.sleep(HEARTBEAT_S)
             if self.mqtt.connected:
                 try:

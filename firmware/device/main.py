@@ -1,12 +1,23 @@
 # Device entry point: read the provisioned config from flash and run the evaluator.
 # On the unix port the current directory is the device's flash (its data folder).
+#
+# Maintenance: for the first seconds after boot the app has not started and the watchdog
+# is not running, so a technician's serial tool (mpremote, Ctrl-C) reaches a REPL that
+# stays; a file named "maintenance" in flash keeps the app from starting at all.
 import json
+import os
+import sys
+import time
 import asyncio
+
+MAINTENANCE_S = 3
 
 
 def load_board(cfg):
-    # One board layer per hardware; the unix port's is the simulator's board.
-    from board_unix import Board
+    if sys.platform == "esp32":
+        from board_esp32 import Board
+    else:  # the unix port: the simulator's board
+        from board_unix import Board
     return Board(cfg)
 
 
@@ -17,6 +28,16 @@ def main():
     except (OSError, ValueError) as e:
         print("pingjia: no usable config.json in flash:", e)
         return
+    try:
+        os.stat("maintenance")
+        print("pingjia: maintenance file present, app not started")
+        return
+    except OSError:
+        pass
+    wait = cfg.get("maintenance_s", MAINTENANCE_S)
+    if wait:
+        print("pingjia: app starts in %d s; Ctrl-C for the REPL" % wait)
+        time.sleep(wait)
     from evaluator import Evaluator
     asyncio.run(Evaluator(load_board(cfg), cfg).run())
 

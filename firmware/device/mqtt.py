@@ -2,8 +2,10 @@
 #
 # It assumes the network fails: connect() raises OSError on any trouble, a dead link is
 # noticed by the reader or by the keepalive, and the caller reconnects with backoff.
-# QoS 1 publishes are pipelined (at most MAX_INFLIGHT awaiting PUBACK); whether a rating
-# arrived is decided by the gateway's application ack, so nothing here retransmits.
+# QoS 1 publishes are pipelined (at most MAX_INFLIGHT awaiting PUBACK, so memory stays
+# bounded) and, as MQTT 3.1.1 requires of a persistent session, the ones without a
+# PUBACK are sent again with the DUP flag after a reconnect. Whether a rating arrived is
+# still decided by the gateway's application ack (evaluator.py resends on its own timer).
 import asyncio
 import struct
 import time
@@ -56,8 +58,8 @@ class Client:
         self._lock = asyncio.Lock()
 
     async def connect(self, timeout_ms=5000):
+        """Returns whether the broker kept the session (then unacked publishes are resent)."""
         self.lost = asyncio.Event()
-        self._inflight = {}
         try:
             self._r, self._w = await asyncio.wait_for_ms(
                 asyncio.open_connection(self.host, self.port), timeout_ms)
@@ -88,7 +90,15 @@ class Client:
         self.connected = True
         self._last_rx = time.ticks_ms()
         self._tasks = [asyncio.create_task(self._reader()), asyncio.create_task(self._pinger())]
-        return data[0] & 1  # session present
+        present = bool(data[0] & 1)
+        if not present:
+            self._inflight = {}
+        try:
+            for head, body in list(self._inflight.values()):
+                await self._send(_packet(head | 0x08, body))  # DUP: the same packet again
+        except OSError:
+            pass  # the reader notices; the caller reconnects
+        return present
 
     async def subscribe(self, topics):
         """topics: list of (topic, qos). Waits for nothing: SUBACK is read by the reader."""
@@ -102,12 +112,15 @@ class Client:
             await asyncio.sleep_ms(5)
         if not self.connected:
             raise MQTTError("not connected")
+        head = (PUBLISH << 4) | (qos << 1) | (1 if retain else 0)
         body = _str(topic)
         if qos:
             pid = self._next_pid()
-            body += struct.pack("!H", pid)
-            self._inflight[pid] = time.ticks_ms()
-        await self._send(_packet((PUBLISH << 4) | (qos << 1) | (1 if retain else 0), body + payload))
+            body += struct.pack("!H", pid) + payload
+            self._inflight[pid] = (head, body)
+        else:
+            body += payload
+        await self._send(_packet(head, body))
 
     async def disconnect(self):
         if self.connected:

@@ -1,83 +1,77 @@
 # The power-safe outbox: every confirmed rating lives here until the gateway acks it.
 #
 # Layout in flash (folder "outbox"):
-#   NNNNNNNNNN.seg  append-only records "<crc32 hex8> <signed rating json>\n", the file
-#                   named after the first sequence number it may hold
-#   NNNNNNNNNN.ack  append-only acked sequence numbers, one per line
-# A segment is never appended to after a reboot (a torn tail could glue onto the next
-# record), and both files go only once every record in a closed segment is acked.
-# A record whose CRC or JSON does not check out is skipped and counted, never sent.
+#   NNNNNNNNNN.seg  append-only lines "<crc32 hex8> <body>\n", the file named after the
+#                   first sequence number it holds. The first line's body is "#<header>"
+#                   (what all its records share: boot count, firmware); every other body
+#                   is "<seq>,<payload>".
+#   NNNNNNNNNN.ack  append-only acked records, one "<seq - first>\n" per line
+# Records are compact text, not signed JSON: the signature is recomputed when a rating
+# is sent, which is what lets 10,000 ratings fit in 1 MB of flash.
+# A segment is never appended to after a reboot or a write error (a torn tail could
+# glue onto the next record), and both files go once every record in it is acked.
+# A line whose CRC does not check out is skipped and counted, never sent.
 import os
-import json
 import binascii
 
 DIR = "outbox"
-SEG_RECORDS = 32
+SEG_BYTES = 12000  # close a segment near three 4 KB flash blocks
+CAPACITY = 10000  # pending ratings; beyond this the device stops taking ratings
 
 
 def _name(first, ext):
     return DIR + "/%010d.%s" % (first, ext)
 
 
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
-def _mkdir(path):
-    if not _exists(path):
-        os.mkdir(path)
-
-
 def _crc(data):
-    return "%08x" % (binascii.crc32(data) & 0xFFFFFFFF)
+    return b"%08x" % (binascii.crc32(data) & 0xFFFFFFFF)
 
 
 class Outbox:
     def __init__(self):
-        _mkdir(DIR)
-        self.corrupt = 0  # records skipped since boot
-        self._active = None  # first seq of the segment being appended to
-        self._active_n = 0
-        self._f = None
-        # per segment: [first, records, acked set or None when not loaded]
+        try:
+            os.stat(DIR)
+        except OSError:
+            os.mkdir(DIR)
+        self.corrupt = 0  # lines skipped since boot
+        self.header = b""
+        self._f = None  # the segment being appended to (always the last of _segs)
+        self._size = 0
+        # per segment: [first seq, pending records, acked set]
         self._segs = []
-        names = sorted(n for n in os.listdir(DIR) if n.endswith(".seg"))
-        for n in names:
-            first = int(n[:10])
-            self._segs.append([first, None, None])
-        for s in self._segs:
-            self._load(s)
+        for n in sorted(n for n in os.listdir(DIR) if n.endswith(".seg")):
+            s = [int(n[:10]), 0, None]
+            s[2] = self._acked(s[0])
+            for seq, _, _ in self._records(s[0], True):
+                if seq not in s[2]:
+                    s[1] += 1
+            self._segs.append(s)
         self._collect()
 
     # -- reading -------------------------------------------------------------------
     def _records(self, first, count=False):
-        """Yield (seq, payload bytes) of the valid records of one segment; with count,
-        add the bad ones to self.corrupt (done once per segment, at boot)."""
+        """Yield (seq, payload, header) for the valid records of one segment; with count,
+        add the bad lines to self.corrupt (done once per segment, at boot)."""
         try:
             f = open(_name(first, "seg"), "rb")
         except OSError:
             return
+        header = None
         with f:
             while True:
                 line = f.readline()
                 if not line:
                     break
-                seq = None
                 body = line[9:-1]
-                if line[-1:] == b"\n" and line[8:9] == b" " and _crc(body).encode() == line[:8]:
-                    try:
-                        seq = json.loads(body)["seq"]
-                    except (ValueError, KeyError, TypeError):
-                        pass
-                if not isinstance(seq, int):
-                    if count:
-                        self.corrupt += 1
+                ok = line[-1:] == b"\n" and line[8:9] == b" " and _crc(body) == line[:8]
+                if ok and header is None and body[:1] == b"#":
+                    header = body[1:]
                     continue
-                yield seq, body
+                comma = body.find(b",")
+                if ok and header is not None and comma > 0 and body[:comma].isdigit():
+                    yield int(body[:comma]), body[comma + 1:], header
+                elif count:
+                    self.corrupt += 1
 
     def _acked(self, first):
         acked = set()
@@ -87,38 +81,31 @@ class Outbox:
             return acked
         with f:
             for line in f:
-                try:
-                    acked.add(int(line))
-                except ValueError:
-                    pass  # a torn ack line: that rating is simply resent and re-acked
+                if line[-1:] == b"\n" and line[:-1].isdigit():
+                    acked.add(first + int(line))
+                # else a torn ack line: that rating is simply resent and acked again
         return acked
 
-    def _load(self, s):
-        s[2] = self._acked(s[0])
-        n = 0
-        for seq, _ in self._records(s[0], True):
-            if seq not in s[2]:
-                n += 1
-        s[1] = n
-
-    def max_seq(self):
-        top = 0
-        for s in self._segs:
-            for seq, _ in self._records(s[0]):
-                if seq > top:
-                    top = seq
-        return top
+    def last(self):
+        """(seq, payload, header) of the newest valid record, or None."""
+        for s in reversed(self._segs):
+            rec = None
+            for rec in self._records(s[0]):
+                pass
+            if rec:
+                return rec
+        return None
 
     def pending(self, limit, skip=()):
-        """Up to `limit` unacked (seq, payload) pairs, oldest first, not in `skip`."""
+        """Up to `limit` unacked (seq, payload, header), oldest first, not in `skip`."""
         out = []
         for s in self._segs:
             if not s[1]:
                 continue
-            for seq, body in self._records(s[0]):
-                if seq in s[2] or seq in skip:
+            for rec in self._records(s[0]):
+                if rec[0] in s[2] or rec[0] in skip:
                     continue
-                out.append((seq, body))
+                out.append(rec)
                 if len(out) >= limit:
                     return out
         return out
@@ -126,19 +113,32 @@ class Outbox:
     def depth(self):
         return sum(s[1] for s in self._segs)
 
+    def full(self):
+        return self.depth() >= CAPACITY
+
     # -- writing -------------------------------------------------------------------
-    def append(self, seq, body):
-        """Store one signed rating; returns only when it is flushed to flash."""
-        if self._f is None or self._active_n >= SEG_RECORDS:
-            self._close_active()
-            self._active = seq
-            self._active_n = 0
+    def append(self, seq, payload, header):
+        """Store one record; returns only when it is flushed to flash. Raises OSError
+        (flash full or failing): the caller must not confirm the rating then."""
+        if self._f is None or self._size >= SEG_BYTES or header != self.header:
+            self._close()
             self._f = open(_name(seq, "seg"), "ab")
             self._segs.append([seq, 0, set()])
-        self._f.write(_crc(body).encode() + b" " + body + b"\n")
-        self._f.flush()  # the unix port's flush is fsync; on the ESP32 it commits to flash
-        self._active_n += 1
+            self.header = header
+            self._size = 0
+            self._write(b"#" + header)
+        self._write(b"%d," % seq + payload)
         self._segs[-1][1] += 1
+
+    def _write(self, body):
+        line = _crc(body) + b" " + body + b"\n"
+        try:
+            self._f.write(line)
+            self._f.flush()  # the unix port's flush is fsync; on the ESP32 it commits to flash
+        except OSError:
+            self._close()  # never append after a torn write
+            raise
+        self._size += len(line)
 
     def ack(self, seq):
         """Mark seq delivered. Returns False if it was not pending (already acked, unknown)."""
@@ -150,23 +150,24 @@ class Outbox:
                 break
         if seg is None or seq in seg[2]:
             return False
-        found = False
-        for q, _ in self._records(seg[0]):
-            if q == seq:
-                found = True
+        for rec in self._records(seg[0]):
+            if rec[0] == seq:
                 break
-        if not found:
+        else:
             return False
         with open(_name(seg[0], "ack"), "ab") as f:
-            f.write(b"%d\n" % seq)
+            f.write(b"%d\n" % (seq - seg[0]))
         seg[2].add(seq)
         seg[1] -= 1
         self._collect()
         return True
 
-    def _close_active(self):
+    def _close(self):
         if self._f is not None:
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError:
+                pass
             self._f = None
         self._collect()
 
@@ -174,7 +175,7 @@ class Outbox:
         # delete fully acked segments, except the one still being appended to
         keep = []
         for s in self._segs:
-            if s[1] == 0 and not (self._f is not None and s[0] == self._active):
+            if s[1] == 0 and not (self._f is not None and s is self._segs[-1]):
                 for ext in ("seg", "ack"):
                     try:
                         os.remove(_name(s[0], ext))
