@@ -111,6 +111,7 @@ class DeviceLink:
         self.acked: set[int] = set()
         self.display: list[str] = []
         self.framebuffer = b""
+        self.boot: dict = {}  # the firmware's boot event: boot count, reset cause
         self.seen: Counter = Counter()  # events by name
 
     def update(self, ev: dict) -> None:
@@ -125,6 +126,8 @@ class DeviceLink:
                 self.confirmed.append(ev)
             elif kind == "acked":
                 self.acked.add(ev.get("seq"))
+            elif kind == "boot":
+                self.boot = ev
             elif kind == "display":
                 self.display = ev.get("lines") or []
             elif kind == "screen":

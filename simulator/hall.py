@@ -227,6 +227,13 @@ class Hall:
         finally:
             db.conn.close()
 
+    def rejection_counts(self) -> dict[str, int]:
+        db = store.open_db(self.cfg.db_path)
+        try:
+            return store.rejection_counts(db)
+        finally:
+            db.conn.close()
+
     def wait_drained(self, pressed: list[dict], timeout: float = 120.0) -> None:
         want = {p["id"] for p in pressed}
         try:

@@ -23,9 +23,20 @@ def run_device_code(script: str, cwd: Path, heap: str = "256k") -> list:
 
 
 @pytest.fixture
-def hall(tmp_path):
-    h = Hall(tmp_path / "hall", devices=3, hall="test", seed=1)
-    try:
-        yield h.start()
-    finally:
+def hall_factory(tmp_path):
+    """Start a hall with the given Hall options; stopped at the end of the test."""
+    halls = []
+
+    def make(**options):
+        h = Hall(tmp_path / f"hall{len(halls)}", **{"devices": 3, "hall": "test", "seed": 1, **options})
+        halls.append(h)
+        return h.start()
+
+    yield make
+    for h in halls:
         h.stop()
+
+
+@pytest.fixture
+def hall(hall_factory):
+    return hall_factory()

@@ -86,6 +86,7 @@ class Evaluator:
 
     async def run(self):
         await self.board.start()
+        self.board.event("boot", boot=self.counters.boot, reset=self.reset, fw=FW_VERSION)
         self.board.set_online(False)
         self.show_idle()
         sv = self.supervisor
@@ -140,7 +141,7 @@ class Evaluator:
             self.rated_case = case or None
             # the confirmation follows the flush: a rating the citizen saw confirmed is in flash
             self.board.show(("谢谢您的评价", LEVEL_NAMES[b - 1], "", ""))
-            self.board.event("confirmed", seq=seq, level=level, case=case,
+            self.board.event("confirmed", seq=seq, boot=self.counters.boot, level=level, case=case,
                              reason=self._reasons(reason), ms=time.ticks_diff(time.ticks_ms(), t0))
             self.wake.set()
 
