@@ -18,9 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from . import DEVICE_DIR, tool
+from . import DEVICE_DIR, font, tool
 
 SOURCE_ONLY = {"main.py", "boot.py"}
+GENERATED = {"pins"}  # device modules the build writes (pins_module)
 HARDWARE_DIR = DEVICE_DIR.parent.parent / "hardware"
 
 
@@ -39,7 +40,7 @@ def firmware_version() -> str:
     return m.group(1)
 
 
-def build(out: Path) -> dict:
+def build(out: Path, charset: str = "gb2312") -> dict:
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
@@ -59,6 +60,7 @@ def build(out: Path) -> dict:
         if r.returncode != 0:
             raise SystemExit(f"mpy-cross failed on {src.name}:\n{r.stderr}")
     shutil.rmtree(generated)
+    (out / "font.bin").write_bytes(font.build(charset))  # the display's glyphs (font.py)
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
     content = hashlib.sha256("".join(f"{n}\0{h}\n" for n, h in files.items()).encode()).hexdigest()
     manifest = {
@@ -71,7 +73,7 @@ def build(out: Path) -> dict:
 
 
 def main(args) -> int:
-    m = build(Path(args.out))
+    m = build(Path(args.out), getattr(args, "charset", "gb2312"))
     size = sum((Path(args.out) / n).stat().st_size for n in m["files"])
     print(f"firmware {m['version']} built in {args.out}: {len(m['files'])} files, {size} bytes, "
           f"content {m['content_hash'][:12]} ({m['compiler']})", file=sys.stderr)

@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     fwsub = fw.add_subparsers(dest="firmware_action", required=True)
     fb = fwsub.add_parser("build", help="compile the device code to .mpy with a manifest")
     fb.add_argument("--out", default="build/firmware", help="output folder (rebuilt from nothing)")
+    fb.add_argument("--charset", choices=["gb2312", "gbk"], default="gb2312",
+                    help="characters in the display font: gb2312 (about 250 KB) or gbk (about 740 KB)")
     fb.set_defaults(func=lambda a: __import__("firmware.build", fromlist=["main"]).main(a))
 
     b = sub.add_parser("bench", help="benchmarks; each prints a JSON line last")
@@ -214,6 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--group-wait-ms", type=float, default=2.0, help="how long a group waits for company")
     bi.add_argument("--home", default=None)
     bi.set_defaults(func=lambda a: __import__("simulator.bench.ingest", fromlist=["main"]).main(a))
+    bf = bsub.add_parser("firmware", help="the evaluator firmware: heap, press-to-confirm latency, outbox")
+    bf.add_argument("--ratings", type=int, default=1000, help="ratings through the whole flow")
+    bf.add_argument("--heap", default="128k", help="the device's MicroPython heap (64k: see README)")
+    bf.add_argument("--home", default=None)
+    bf.set_defaults(func=lambda a: __import__("simulator.bench.firmware", fromlist=["main"]).main(a))
 
     bd = bsub.add_parser("drain", help="forwarding after a platform outage: delivered, duplicates, drain rate")
     bd.add_argument("--ratings", type=int, default=100000)

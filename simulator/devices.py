@@ -46,8 +46,9 @@ class VirtualDevice:
     technician's flashing would; it boots without the maintenance pause (nobody is at a
     serial console) unless the config asks for one."""
 
-    def __init__(self, flash: Path, config: dict, heap: str = "256k"):
+    def __init__(self, flash: Path, config: dict, heap: str = "256k", code: Path | None = None):
         self.flash = Path(flash)
+        self.code = Path(code or firmware.DEVICE_DIR)  # source, or a `pingjia firmware build`
         self.config = {"maintenance_s": 0, **board_settings(), **config}
         self.dev = config["dev"]
         self.heap = heap
@@ -67,7 +68,7 @@ class VirtualDevice:
     def _boot(self) -> None:
         log = open(self.flash / "console.log", "ab")
         self.proc = proc = subprocess.Popen(
-            [micropython_binary(), "-X", f"heapsize={self.heap}", str(firmware.DEVICE_DIR / "main.py")],
+            [micropython_binary(), "-X", f"heapsize={self.heap}", str(self.code / "main.py")],
             cwd=self.flash, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True)
         log.close()
@@ -112,6 +113,7 @@ class DeviceLink:
         self.display: list[str] = []
         self.framebuffer = b""
         self.boot: dict = {}  # the firmware's boot event: boot count, reset cause
+        self.heap: dict = {}  # the last heap report (board_unix.py, heap_watch_ms)
         self.seen: Counter = Counter()  # events by name
 
     def update(self, ev: dict) -> None:
@@ -128,6 +130,8 @@ class DeviceLink:
                 self.acked.add(ev.get("seq"))
             elif kind == "boot":
                 self.boot = ev
+            elif kind == "heap":
+                self.heap = ev
             elif kind == "display":
                 self.display = ev.get("lines") or []
             elif kind == "screen":

@@ -80,8 +80,12 @@ def start_platform_sim(cfg: Config, port: int, *options: str) -> subprocess.Pope
 
 class Hall:
     def __init__(self, home: Path | str, devices: int = 4, hall: str = "demo", seed: int | None = None,
-                 profile: str = "national"):
+                 profile: str = "national", device_heap: str = "256k", device_config: dict | None = None,
+                 device_code: Path | None = None):
         self.home = Path(home)
+        self.device_heap = device_heap
+        self.device_code = device_code  # a built firmware (.mpy) instead of the source
+        self.device_config = device_config or {}  # e.g. a shorter min_gap_ms for a benchmark
         self.n_devices = devices
         self.rng = random.Random(seed)
         self.cfg = Config(home=self.home, hall=hall, broker_port=free_port(), api_port=free_port(),
@@ -126,7 +130,8 @@ class Hall:
             self.business.sign_in(window, *staff)
             self.staff[window] = staff
         for c in self.credentials.values():
-            d = VirtualDevice(self.home / "devices" / c["dev"], {**c, "ctl": self.controller.address})
+            d = VirtualDevice(self.home / "devices" / c["dev"],
+                              {**c, **self.device_config, "ctl": self.controller.address}, heap=self.device_heap, code=self.device_code)
             d.start()
             self.devices[c["dev"]] = d
         for dev in self.devices:

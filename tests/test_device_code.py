@@ -2,8 +2,10 @@
 
 import ast
 import importlib.metadata
+import re
 
 import firmware
+from firmware.build import GENERATED
 
 
 def esp32_modules() -> set[str]:
@@ -25,7 +27,7 @@ def test_the_stub_list_is_real():
 
 
 def test_device_code_imports_only_esp32_or_its_own_modules():
-    own = {p.stem for p in firmware.DEVICE_DIR.glob("*.py")}
+    own = {p.stem for p in firmware.DEVICE_DIR.glob("*.py")} | GENERATED
     available = esp32_modules() | own
     for path in firmware.DEVICE_DIR.glob("*.py"):
         tree = ast.parse(path.read_text(), str(path))
@@ -39,3 +41,23 @@ def test_device_code_imports_only_esp32_or_its_own_modules():
             for name in names:
                 assert name.split(".")[0] in available, f"{path.name} imports {name}, not on the ESP32"
 
+
+
+def _stub(module: str) -> str:
+    f = next(f for f in importlib.metadata.files("micropython-esp32-stubs") if str(f) == f"{module}.pyi")
+    return f.read_text()
+
+
+def test_the_esp32_board_uses_only_what_machine_and_network_define():
+    """Every machine/network name the board touches (machine.WDT, Pin.IRQ_FALLING,
+    PWM.duty_u16, WLAN.isconnected, ...) is defined in the ESP32 port's stubs."""
+    stubs = _stub("machine") + _stub("network")
+    defined = set(re.findall(r"(?:def|class)\s+(\w+)|^\s*(\w+)\s*:", stubs, re.M))
+    defined = {a or b for a, b in defined}
+    tree = ast.parse((firmware.DEVICE_DIR / "board_esp32.py").read_text())
+    used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
+            and isinstance(n.value, ast.Name) and n.value.id in {"machine", "network", "Pin"}}
+    methods = {"value", "irq", "duty_u16", "writeto", "writevto", "isconnected", "active", "connect",
+               "disconnect", "status", "feed", "datetime"}
+    assert used and not (used - defined), used - defined
+    assert not (methods - defined), methods - defined

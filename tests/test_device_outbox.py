@@ -116,3 +116,10 @@ o = Outbox()
 print(json.dumps([len(o.pending(10)), o.corrupt]))
 """, tmp_path)
     assert out[0] == [0, 6]  # nothing sent with a header it cannot trust, all counted
+
+
+def test_10000_ratings_fit_in_1_mb_of_littlefs_and_read_back(tmp_path):
+    from simulator.bench.firmware import _outbox
+    cap = _outbox("capacity", tmp_path)
+    assert cap["capacity"] >= 10000
+    assert cap["depth"] == cap["capacity"] and cap["corrupt"] == 0  # after a reboot, all of them

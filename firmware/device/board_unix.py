@@ -4,6 +4,8 @@
 #   simulator -> device  {"button": 1..5}      a press of one of the five buttons
 #                        {"screen": true}      send the framebuffer (event "screen")
 #                        {"wifi": false|true}  the Wi-Fi link lost or back
+#                        {"heap": true}        peak live heap so far (event "heap"), when
+#                                              config "heap_watch_ms" samples it
 #   device -> simulator  {"ev": NAME, ...}     display, confirmed, already_rated, ...
 # Without "ctl" the device runs with no buttons (useful for serial-tool sessions).
 # The screen is the same framebuffer and font code as the ESP32's, only not sent to a
@@ -38,11 +40,25 @@ class Board:
         self._clock_offset = 0  # the unix port cannot set the host clock, so it keeps an offset
         self._wdt_deadline = None
         self._wdt_ms = 0
+        self._heap_watch = cfg.get("heap_watch_ms")
+        self.heap_peak = 0
+        self.heap_start = 0  # live heap when the app started: mostly the modules' bytecode
 
     async def start(self):
         if self.ctl:
             asyncio.create_task(self._control())
         asyncio.create_task(self._scroller())
+        if self._heap_watch:
+            asyncio.create_task(self._heap_sampler())
+
+    async def _heap_sampler(self):
+        # live data only: collect, then read what is still allocated
+        gc.collect()
+        self.heap_start = gc.mem_alloc()
+        while True:
+            gc.collect()
+            self.heap_peak = max(self.heap_peak, gc.mem_alloc())
+            await asyncio.sleep_ms(self._heap_watch)
 
     async def _control(self):
         host, port = self.ctl.rsplit(":", 1)
@@ -64,6 +80,10 @@ class Board:
                 self.event("ignored", button=b)  # inside the minimum gap: one press, one rating
             if msg.get("screen"):
                 self.event("screen", fb=binascii.b2a_base64(self.display.buf, newline=False).decode())
+            if msg.get("heap"):
+                gc.collect()
+                self.event("heap", peak=self.heap_peak, start=self.heap_start, now=gc.mem_alloc(),
+                           free=gc.mem_free())
             if "wifi" in msg:
                 self.wifi = bool(msg["wifi"])
         self._w = None

@@ -1,0 +1,193 @@
+"""`pingjia bench firmware`: the evaluator firmware's memory, latency and outbox figures.
+
+- peak_heap_bytes: the real firmware under `micropython -X heapsize=64k` in a real hall
+  (Mosquitto, gateway, platform stand-in) takes RATINGS ratings while its link goes up
+  and down: Wi-Fi lost, broker stopped. Live heap (after a collection) is sampled every
+  20 ms on the device; the figure is the largest sample. Target <= 48 KB.
+- press_to_confirm_p99_ms: from the press reaching the firmware to the thanks screen,
+  which comes after the rating is flushed to flash; the p99 while the broker is down and
+  the publisher is in its reconnect loop (target <= 20 ms), and over all presses.
+  Presses are 60 ms apart here (the device's minimum gap lowered from the board's 800 ms
+  so the run is short); the ESP32 adds its 30 ms debounce before a press reaches the flow.
+- outbox_append_ms: one record appended and flushed (fsync) on this machine's disk.
+- outbox_capacity: ratings that fit in 1 MB of littlefs (MicroPython's VfsLfs2 on a 1 MB
+  block device of 4 KB blocks, as on the ESP32), filled until the flash is full.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import firmware
+from firmware import micropython_binary
+from firmware.build import build
+
+from ..devices import LEVEL_BUTTON, REASON_BUTTON
+from ..hall import BAD_LEVELS, Hall, wait_until
+
+# A typical record: the payload evaluator.store() writes, with a 17-character serial.
+OUTBOX_SCRIPT = """
+import os, sys, time, json
+sys.path.insert(0, %(device)r)
+import outbox
+from outbox import Outbox
+
+def payload(i):
+    return b"%%d,%%d,%%d,1,%%d,W01-20261123-%%04d" %% (1 + i %% 5, (i %% 5 > 2) * (1 + i %% 5), 1795000000000 + i * 1000, 86400000 + i, i %% 10000)
+
+class Flash:  # a block device as littlefs sees the ESP32's flash partition
+    def __init__(self, blocks, size=4096):
+        self.size = size
+        self.n = blocks
+        self.mem = bytearray(blocks * size)
+    def readblocks(self, b, buf, off=0):
+        a = b * self.size + off
+        buf[:] = memoryview(self.mem)[a:a + len(buf)]
+    def writeblocks(self, b, buf, off=None):
+        a = b * self.size + (off or 0)
+        self.mem[a:a + len(buf)] = buf
+    def ioctl(self, op, arg):
+        return {4: self.n, 5: self.size, 6: 0}.get(op)
+
+mode = %(mode)r
+if mode == "append":
+    o = Outbox()
+    t = []
+    for i in range(%(appends)d):
+        t0 = time.ticks_us()
+        o.append(i + 1, payload(i), b"1,0.1.0")
+        t.append(time.ticks_diff(time.ticks_us(), t0))
+    print(json.dumps(t))
+else:
+    bd = Flash(256)  # 1 MB
+    os.VfsLfs2.mkfs(bd)
+    os.mount(os.VfsLfs2(bd), "/flash")
+    os.chdir("/flash")
+    o = Outbox()
+    n = 0
+    try:
+        while True:
+            o.append(n + 1, payload(n), b"1,0.1.0")
+            n += 1
+    except OSError:
+        pass
+    o = Outbox()  # and it all reads back after a reboot
+    print(json.dumps({"capacity": n, "depth": o.depth(), "corrupt": o.corrupt,
+                      "record_bytes": len(payload(n)) + 10 + len(str(n))}))
+"""
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _outbox(mode: str, cwd: Path, appends: int = 1000, heap: str = "4m"):
+    script = OUTBOX_SCRIPT % {"device": str(firmware.DEVICE_DIR), "mode": mode, "appends": appends}
+    p = subprocess.run([micropython_binary(), "-X", f"heapsize={heap}", "-c", script], cwd=cwd,
+                       capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise SystemExit(f"outbox benchmark failed:\n{p.stdout}{p.stderr}")
+    return json.loads(p.stdout.splitlines()[-1])
+
+
+def pct(values, q):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(q * len(v)))] if v else None
+
+
+def _flow(args, home: Path) -> dict:
+    # the firmware as flashed: bytecode from `pingjia firmware build` (compiling source at
+    # boot would need more RAM than the ESP32 gives, and the device never does it)
+    build(home / "firmware")
+    hall = Hall(home / "hall", devices=1, hall="bench", seed=3, device_heap=args.heap,
+                device_config={"min_gap_ms": 50, "heap_watch_ms": 20}, device_code=home / "firmware")
+    hall.start()
+    try:
+        dev = next(iter(hall.devices))
+        link = hall.controller.link(dev)
+        n = args.ratings
+        # the link's story over the run: up, Wi-Fi lost, up with a backlog, broker down, up
+        phases = [("up", n * 4 // 10), ("wifi_down", n // 5), ("up_backlog", n // 5),
+                  ("broker_down", n - n * 4 // 10 - 2 * (n // 5))]
+        by_phase: dict[str, list[int]] = {}
+        pressed = []
+        for name, count in phases:
+            say(f"{name}: {count} ratings")
+            if name == "wifi_down":
+                link.send({"wifi": False})
+            elif name == "up_backlog":
+                link.send({"wifi": True})
+            elif name == "broker_down":
+                hall.broker.stop()
+                time.sleep(1)  # the publisher is now failing to reconnect
+            for i in range(count):
+                level = list(LEVEL_BUTTON)[len(pressed) % 5]
+                reason = list(REASON_BUTTON)[len(pressed) % 5] if level in BAD_LEVELS else None
+                k = len(link.confirmed)
+                if reason:
+                    asked = link.seen["reason"]
+                    ok = link.tap(LEVEL_BUTTON[level], lambda l: l.seen["reason"] > asked, 10)
+                    ok = ok and link.tap(REASON_BUTTON[reason], lambda l: len(l.confirmed) > k, 10)
+                else:
+                    ok = link.tap(LEVEL_BUTTON[level], lambda l: len(l.confirmed) > k, 10)
+                if not ok:
+                    raise SystemExit(f"the device stopped confirming presses in phase {name}")
+                if len(link.confirmed) > k:
+                    ev = link.confirmed[k]
+                    pressed.append(f"{dev}:{ev['seq']}")
+                    by_phase.setdefault(name, []).append(ev["ms"])
+        hall.broker.start()
+        say("link back; draining ...")
+        wait_until(lambda: set(pressed) <= set(hall.stored_rows()), 180, interval=0.5,
+                   what="every rating to be stored")
+        got = link.seen["heap"]
+        link.send({"heap": True})
+        link.wait(lambda l: l.seen["heap"] > got, 5)
+        all_ms = [m for v in by_phase.values() for m in v]
+        return {
+            "ratings": len(pressed), "stored": len(set(pressed) & set(hall.stored_rows())),
+            "heap_size": link.heap.get("peak") and _heap_bytes(args.heap),
+            "peak_heap_bytes": link.heap.get("peak"),
+            "heap_at_start_bytes": link.heap.get("start"),
+            "press_to_confirm_p99_ms": pct(by_phase.get("broker_down", []), 0.99),
+            "press_to_confirm_p50_ms": pct(by_phase.get("broker_down", []), 0.5),
+            "press_to_confirm_p99_all_ms": pct(all_ms, 0.99),
+            "press_to_confirm_max_ms": max(all_ms) if all_ms else None,
+            "boots": hall.devices[dev].boots,
+        }
+    finally:
+        hall.stop()
+
+
+def _heap_bytes(text: str) -> int:
+    t = text.lower()
+    return int(t[:-1]) * (1024 if t.endswith("k") else 1024 * 1024) if t[-1] in "km" else int(t)
+
+
+def main(args) -> int:
+    home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="pingjia-bench-fw-"))
+    home.mkdir(parents=True, exist_ok=True)
+    say("outbox: append and flush ...")
+    (home / "disk").mkdir(exist_ok=True)
+    t_us = _outbox("append", home / "disk", appends=1000, heap=args.heap)
+    say("outbox: filling 1 MB of littlefs ...")
+    cap = _outbox("capacity", home)
+    say(f"the whole flow under -X heapsize={args.heap}: {args.ratings} ratings ...")
+    flow = _flow(args, home)
+    result = {
+        **flow,
+        "outbox_append_ms": round(statistics.median(t_us) / 1000, 3),
+        "outbox_append_p99_ms": round(pct(t_us, 0.99) / 1000, 3),
+        "outbox_capacity": cap["capacity"],
+        "outbox_capacity_reread": cap["depth"],
+        "outbox_record_bytes": cap["record_bytes"],
+        "targets": {"peak_heap_bytes": 48 * 1024, "press_to_confirm_p99_ms": 20, "outbox_capacity": 10000},
+    }
+    print(json.dumps(result))
+    return 0
