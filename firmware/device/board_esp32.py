@@ -181,7 +181,7 @@ class Board:
     def reset_cause(self):
         return RESET_CAUSES.get(machine.reset_cause(), "panic")
 
-    def reboot(self, cause="soft"):
+    def reboot(self, cause=None):
         machine.reset()
 
     def wdt_start(self, timeout_ms):

@@ -153,9 +153,10 @@ class Board:
         except OSError:
             return "power_on"
 
-    def reboot(self, cause="soft"):
-        with open(RESET_FILE, "w") as f:
-            f.write(cause)
+    def reboot(self, cause=None):
+        if cause:  # what the reset-cause register would say; machine.reset() says nothing
+            with open(RESET_FILE, "w") as f:
+                f.write(cause)
         sys.exit(EXIT_REBOOT)
 
     def wdt_start(self, timeout_ms):

@@ -73,15 +73,21 @@ class Evaluator:
         return self._up_ms
 
     def _reset_cause(self):
+        # the intent file names the command that asked for the reboot, so that command,
+        # delivered again by the broker, does not reboot the device again
+        self.last_cmd = None
         try:
+            with open(INTENT_FILE) as f:
+                self.last_cmd = f.read()
             os.remove(INTENT_FILE)
             return "intended"
         except OSError:
             return self.board.reset_cause()
 
-    def reboot(self):
+    async def reboot(self, cmd_id):
         with open(INTENT_FILE, "w") as f:
-            f.write("1")
+            f.write(cmd_id)
+        await asyncio.sleep_ms(500)  # let the command's PUBACK go out first
         self.board.reboot()
 
     async def run(self):
@@ -297,8 +303,9 @@ class Evaluator:
 
     def on_command(self, msg):
         cmd = msg.get("cmd")
-        if cmd == "reboot":
-            self.reboot()
+        if cmd == "reboot" and str(msg.get("id")) != self.last_cmd:
+            self.last_cmd = str(msg.get("id"))
+            asyncio.create_task(self.reboot(self.last_cmd))
         elif cmd == "heartbeat":
             asyncio.create_task(self.send_health())
         elif cmd == "sync_time":

@@ -1,0 +1,51 @@
+"""The firmware's flow on a running device: offline indicator, reasons, commands, resets."""
+
+import time
+
+import paho.mqtt.client as mqtt
+
+from gateway import protocol
+
+
+def test_offline_indicator_while_wifi_is_down_and_ratings_still_kept(hall):
+    link = hall.controller.link("pj-0001")
+    lit = link.seen["offline"]
+    link.send({"wifi": False})
+    assert link.wait(lambda l: not l.link_up and l.seen["offline"] > lit, 10)
+    offline = hall.press("pj-0001", "dissatisfied", "slow")  # kept in flash meanwhile
+    assert offline["id"] not in hall.stored_rows()
+    link.send({"wifi": True})
+    assert link.wait(lambda l: l.link_up, 30)
+    hall.wait_drained([offline], timeout=30)
+    row = hall.stored_rows()[offline["id"]]
+    assert row["level"] == "dissatisfied" and row["reason"] == "slow"
+
+
+def test_a_reason_not_chosen_in_time_is_recorded_as_none(hall):
+    import simulator.hall as h
+    link = hall.controller.link("pj-0002")
+    n, asked = len(link.confirmed), link.seen["reason"]
+    assert link.tap(h.LEVEL_BUTTON["very_dissatisfied"], lambda l: l.seen["reason"] > asked, 5)
+    assert link.wait(lambda l: len(l.confirmed) > n, 25)  # the device's reason timeout is 15 s
+    assert link.confirmed[n]["reason"] == ["none"]
+    rid = f"pj-0002:{link.confirmed[n]['seq']}"
+    hall.wait_drained([{"id": rid}], timeout=30)
+    assert hall.stored_rows()[rid]["reason"] == "none"
+
+
+def test_a_reboot_command_is_on_the_device_s_reset_record(hall):
+    link = hall.controller.link("pj-0003")
+    boot = link.boot["boot"]
+    key = bytes.fromhex(hall.credentials["pj-0003"]["key"])
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-gateway-cmd")
+    c.username_pw_set(hall.cfg.gateway_user, hall.cfg.gateway_password)
+    c.connect(hall.cfg.broker_host, hall.cfg.broker_port)
+    c.loop_start()
+    hall.controller.forget("pj-0003")  # so link() below waits for the rebooted device
+    msg = protocol.signed(key, "cmd", {"dev": "pj-0003", "id": 1, "cmd": "reboot", "at": int(time.time())})
+    c.publish(protocol.topic(hall.cfg.hall, "pj-0003", "cmd"), protocol.encode(msg), qos=1).wait_for_publish(5)
+    c.loop_stop()
+    link = hall.controller.link("pj-0003", timeout=20)
+    assert link.wait(lambda l: l.boot, 10)
+    assert link.boot["boot"] == boot + 1 and link.boot["reset"] == "intended"
+    assert hall.devices["pj-0003"].boots == 2
