@@ -31,6 +31,11 @@ LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不
 REASON_NAMES = ("服务态度差", "办事效率低", "材料要求繁琐", "多次跑腿", "未兑现承诺")
 
 
+def _is_ipv4(host):
+    parts = host.split(".")
+    return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
+
+
 class Evaluator:
     def __init__(self, board, cfg):
         self.board = board
@@ -57,6 +62,10 @@ class Evaluator:
         self.reconnects = 0
         self.rejected = 0
         self.time_req = 0
+        host = cfg["broker"][0]
+        if not _is_ipv4(host):
+            # a name would need a DNS lookup, which blocks the whole event loop on the ESP32
+            raise ValueError("config broker must be an IPv4 address, not %r" % host)
         will = (self._t("status"), proto.encode({"v": 1, "state": "offline"}), 1, True)
         self.mqtt = Client(self.dev, cfg["broker"][0], cfg["broker"][1], cfg.get("user", self.dev),
                            cfg.get("password"), keepalive=30, will=will, on_message=self._message)
