@@ -201,6 +201,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="characters in the display font: gb2312 (about 250 KB) or gbk (about 740 KB)")
     fb.set_defaults(func=lambda a: __import__("firmware.build", fromlist=["main"]).main(a))
 
+    sm = sub.add_parser("sim", help="the simulator: virtual devices and scenarios")
+    smsub = sm.add_subparsers(dest="sim", required=True)
+    sl = smsub.add_parser("load", help="protocol-level virtual devices rating at a steady rate")
+    sl.add_argument("--devices", type=int, default=10000)
+    sl.add_argument("--rate", type=float, default=1000, help="ratings/s, all devices together")
+    sl.add_argument("--seconds", type=float, default=30)
+    sl.add_argument("--windows", type=int, default=100, help="the hall's windows the devices spread over")
+    sl.add_argument("--heartbeat", type=float, default=60, help="seconds between a device's heartbeats")
+    sl.add_argument("--home", default=None)
+    sl.set_defaults(func=lambda a: __import__("simulator.sim_load", fromlist=["main"]).main(a))
+
     b = sub.add_parser("bench", help="benchmarks; each prints a JSON line last")
     bsub = b.add_subparsers(dest="bench", required=True)
     bi = bsub.add_parser("ingest", help="the gateway's durable ingest: throughput, ack latency, 10,000 devices")

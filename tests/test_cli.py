@@ -109,3 +109,15 @@ def test_commands_without_a_home_or_a_gateway_say_what_to_do(tmp_path):
     pingjia("gateway", "init", "--home", str(home), "--api-port", str(free_port()))
     r = pingjia("gateway", "device", "list", "--home", str(home))
     assert r.returncode != 0 and "not running" in r.stderr and "pingjia gateway run" in r.stderr
+
+
+def test_sim_load_rates_through_a_real_gateway_and_every_rating_is_stored(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "gateway", "sim", "load", "--devices", "300", "--rate", "200",
+                        "--seconds", "3", "--home", str(tmp_path / "load")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.splitlines()[-1])
+    assert result["devices"] == 300 and result["published"] == 600
+    assert result["acked"] == result["stored"] == 600
+    assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"] <= result["latency_max_ms"]
+    assert result["sustained_per_s"] > 100
