@@ -203,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sm = sub.add_parser("sim", help="the simulator: virtual devices and scenarios")
     smsub = sm.add_subparsers(dest="sim", required=True)
+    sh = smsub.add_parser("hall", help="a hall day with the real firmware at every window; a summary table")
+    sh.add_argument("--windows", type=int, default=4)
+    sh.add_argument("--minutes", type=float, default=2.0, help="length of the compressed day")
+    sh.add_argument("--seed", type=int, default=None)
+    sh.add_argument("--home", default=None)
+    sh.set_defaults(func=lambda a: __import__("simulator.day", fromlist=["main"]).main(a))
     sl = smsub.add_parser("load", help="protocol-level virtual devices rating at a steady rate")
     sl.add_argument("--devices", type=int, default=10000)
     sl.add_argument("--rate", type=float, default=1000, help="ratings/s, all devices together")
