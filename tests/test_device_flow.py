@@ -49,3 +49,14 @@ def test_a_reboot_command_is_on_the_device_s_reset_record(hall):
     assert link.wait(lambda l: l.boot, 10)
     assert link.boot["boot"] == boot + 1 and link.boot["reset"] == "intended"
     assert hall.devices["pj-0003"].boots == 2
+
+
+def test_a_device_clock_drifted_into_the_future_is_flagged_not_believed(hall):
+    link = hall.controller.link("pj-0002")
+    link.send({"clock_ms": 3 * 3600 * 1000})  # three hours fast, after its time sync
+    before = time.time()
+    p = hall.press("pj-0002", "satisfied")
+    hall.wait_drained([p], timeout=30)
+    row = hall.stored_rows()[p["id"]]
+    assert row["device_ts"] / 1000 > before + 3 * 3600 - 60
+    assert row["clock"] == "suspect" and before - 1 < row["rated_at"] < time.time() + 1

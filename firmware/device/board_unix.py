@@ -4,6 +4,7 @@
 #   simulator -> device  {"button": 1..5}      a press of one of the five buttons
 #                        {"screen": true}      send the framebuffer (event "screen")
 #                        {"wifi": false|true}  the Wi-Fi link lost or back
+#                        {"clock_ms": N}       the device clock drifts by N ms
 #                        {"heap": true}        peak live heap so far (event "heap"), when
 #                                              config "heap_watch_ms" samples it
 #   device -> simulator  {"ev": NAME, ...}     display, confirmed, already_rated, ...
@@ -84,6 +85,8 @@ class Board:
                 gc.collect()
                 self.event("heap", peak=self.heap_peak, start=self.heap_start, now=gc.mem_alloc(),
                            free=gc.mem_free())
+            if isinstance(msg.get("clock_ms"), int):
+                self._clock_offset += msg["clock_ms"]
             if "wifi" in msg:
                 self.wifi = bool(msg["wifi"])
         self._w = None
