@@ -15,6 +15,7 @@ File layout (all integers little-endian), read by firmware/device/display.py:
 
 from __future__ import annotations
 
+import functools
 import struct
 from pathlib import Path
 
@@ -36,6 +37,7 @@ def charset(name: str = "gb2312") -> set[int]:
     return points
 
 
+@functools.cache  # the simulator writes it into every virtual device's flash
 def build(name: str = "gb2312", source: Path = UNIFONT_HEX) -> bytes:
     if not source.exists():
         raise SystemExit(f"{source} is missing: install Debian's `unifont` package (bash .ci/setup does)")

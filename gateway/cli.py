@@ -7,10 +7,16 @@ running gateway's HTTP API, so the CLI and the API can never disagree.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
 from pathlib import Path
+
+
+def _command(module: str):
+    """A subcommand whose module (simulator, firmware, benchmarks) loads only when it runs."""
+    return lambda args: importlib.import_module(module).main(args)
 
 
 def _print(data) -> None:
@@ -191,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--devices", type=int, default=4)
     d.add_argument("--ratings", type=int, default=None, help="make exactly this many presses, drain, exit")
     d.add_argument("--home", default=None, help="folder for the demo's data (default: a temporary one)")
-    d.set_defaults(func=lambda a: __import__("simulator.demo", fromlist=["main"]).main(a))
+    d.set_defaults(func=_command("simulator.demo"))
 
     fw = sub.add_parser("firmware", help="the device firmware")
     fwsub = fw.add_subparsers(dest="firmware_action", required=True)
@@ -199,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--out", default="build/firmware", help="output folder (rebuilt from nothing)")
     fb.add_argument("--charset", choices=["gb2312", "gbk"], default="gb2312",
                     help="characters in the display font: gb2312 (about 250 KB) or gbk (about 740 KB)")
-    fb.set_defaults(func=lambda a: __import__("firmware.build", fromlist=["main"]).main(a))
+    fb.set_defaults(func=_command("firmware.build"))
 
     sm = sub.add_parser("sim", help="the simulator: virtual devices and scenarios")
     smsub = sm.add_subparsers(dest="sim", required=True)
@@ -208,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     sh.add_argument("--minutes", type=float, default=2.0, help="length of the compressed day")
     sh.add_argument("--seed", type=int, default=None)
     sh.add_argument("--home", default=None)
-    sh.set_defaults(func=lambda a: __import__("simulator.day", fromlist=["main"]).main(a))
+    sh.set_defaults(func=_command("simulator.day"))
     sc = smsub.add_parser("chaos", help="real-firmware devices rating while gateway, broker, devices and platform fail")
     sc.add_argument("--devices", type=int, default=50)
     sc.add_argument("--ratings", type=int, default=5000, help="at least this many confirmed ratings")
@@ -216,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--drain-timeout", type=float, default=600)
     sc.add_argument("--seed", type=int, default=None)
     sc.add_argument("--home", default=None)
-    sc.set_defaults(func=lambda a: __import__("simulator.chaos", fromlist=["main"]).main(a))
+    sc.set_defaults(func=_command("simulator.chaos"))
     sl = smsub.add_parser("load", help="protocol-level virtual devices rating at a steady rate")
     sl.add_argument("--devices", type=int, default=10000)
     sl.add_argument("--rate", type=float, default=1000, help="ratings/s, all devices together")
@@ -224,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--windows", type=int, default=100, help="the hall's windows the devices spread over")
     sl.add_argument("--heartbeat", type=float, default=60, help="seconds between a device's heartbeats")
     sl.add_argument("--home", default=None)
-    sl.set_defaults(func=lambda a: __import__("simulator.sim_load", fromlist=["main"]).main(a))
+    sl.set_defaults(func=_command("simulator.sim_load"))
 
     b = sub.add_parser("bench", help="benchmarks; each prints a JSON line last")
     bsub = b.add_subparsers(dest="bench", required=True)
@@ -240,12 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     bi.add_argument("--window", type=int, default=100, help="the broker's in-flight window = the largest group commit")
     bi.add_argument("--group-wait-ms", type=float, default=2.0, help="how long a group waits for company")
     bi.add_argument("--home", default=None)
-    bi.set_defaults(func=lambda a: __import__("simulator.bench.ingest", fromlist=["main"]).main(a))
+    bi.set_defaults(func=_command("simulator.bench.ingest"))
     bf = bsub.add_parser("firmware", help="the evaluator firmware: heap, press-to-confirm latency, outbox")
     bf.add_argument("--ratings", type=int, default=1000, help="ratings through the whole flow")
     bf.add_argument("--heap", default="128k", help="the device's MicroPython heap (64k: see README)")
     bf.add_argument("--home", default=None)
-    bf.set_defaults(func=lambda a: __import__("simulator.bench.firmware", fromlist=["main"]).main(a))
+    bf.set_defaults(func=_command("simulator.bench.firmware"))
 
     bd = bsub.add_parser("drain", help="forwarding after a platform outage: delivered, duplicates, drain rate")
     bd.add_argument("--ratings", type=int, default=100000)
@@ -255,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     bd.add_argument("--publishers", type=int, default=50)
     bd.add_argument("--timeout", type=float, default=1800, help="give up draining after this many seconds")
     bd.add_argument("--home", default=None)
-    bd.set_defaults(func=lambda a: __import__("simulator.bench.drain", fromlist=["main"]).main(a))
+    bd.set_defaults(func=_command("simulator.bench.drain"))
 
     ps = sub.add_parser("platform-sim", help="the provincial platform stand-in, with fault injection")
     ps.add_argument("--port", type=int, default=8090)

@@ -39,11 +39,7 @@ def _window_day(hall: Hall, dev: str, until: float, half: float, rng: random.Ran
         if not handed_over and time.monotonic() >= half:
             # the shift changes between cases, as it does at a real window
             staff_id, name = rng.choice(STAFF)
-            staff = (staff_id + "b", name)
-            with hall._case_lock:
-                hall.business.sign_out(window)
-                hall.business.sign_in(window, *staff)
-            hall.staff[window] = staff
+            hall.hand_over(window, (staff_id + "b", name))
             handed_over = True
         hall.new_case(dev)
         with lock:

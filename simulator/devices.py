@@ -8,7 +8,6 @@ controller's TCP socket (board_unix.py speaks the other end).
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import signal
 import socket
@@ -28,11 +27,6 @@ REASON_BUTTON = {"attitude": 1, "slow": 2, "materials": 3, "trips": 4, "commitme
 
 
 EXIT_REBOOT = 3  # board_unix.py: the device asked for a reset (command, watchdog)
-
-
-@functools.cache
-def _font() -> bytes:
-    return font.build()
 
 
 def board_settings(board: str = "five-button") -> dict:
@@ -57,9 +51,7 @@ class VirtualDevice:
         self._powered = False
         self.flash.mkdir(parents=True, exist_ok=True)
         (self.flash / "config.json").write_text(json.dumps(self.config))
-        f = self.flash / "font.bin"
-        if not f.exists() or f.stat().st_size != len(_font()):
-            f.write_bytes(_font())
+        font.write(self.flash / "font.bin")
 
     def start(self) -> None:
         self._powered = True

@@ -212,7 +212,15 @@ class Hall:
         ev = link.confirmed[n]
         window = self.windows[dev]
         return {"id": f"{dev}:{ev['seq']}", "dev": dev, "case_no": ev["case"], "window": window,
-                "staff_id": self.staff[window][0], "level": ev["level"]}
+                "staff_id": self.staff[window][0], "level": ev["level"],
+                "confirm_ms": ev["ms"]}  # press to thanks screen, as the firmware timed it
+
+    def hand_over(self, window: str, staff: tuple[str, str]) -> None:
+        """A shift change at a window: one staff member signs out, the next signs in."""
+        with self._case_lock:
+            self.business.sign_out(window)
+            self.business.sign_in(window, *staff)
+        self.staff[window] = staff
 
     def rate(self, dev: str) -> dict:
         self.new_case(dev)

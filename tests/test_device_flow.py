@@ -53,6 +53,7 @@ def test_a_reboot_command_is_on_the_device_s_reset_record(hall):
 
 def test_a_device_clock_drifted_into_the_future_is_flagged_not_believed(hall):
     link = hall.controller.link("pj-0002")
+    assert link.wait(lambda l: l.seen["synced"], 10)  # a later sync would undo the drift
     link.send({"clock_ms": 3 * 3600 * 1000})  # three hours fast, after its time sync
     before = time.time()
     p = hall.press("pj-0002", "satisfied")

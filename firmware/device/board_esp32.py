@@ -112,9 +112,7 @@ class Board:
 
     def set_online(self, online):
         self._status.value(1 if online else 0)
-        if self.display.offline == online:
-            self.display.offline = not online
-            self.display.render()
+        if self.display.set_offline(not online):
             self._flush()
 
     async def _scroller(self):

@@ -113,9 +113,7 @@ class Board:
         self.event("display", lines=lines)
 
     def set_online(self, online):
-        if self.display.offline == online:
-            self.display.offline = not online
-            self.display.render()
+        if self.display.set_offline(not online):
             self.event("offline", on=not online)
 
     async def _scroller(self):

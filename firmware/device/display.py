@@ -70,6 +70,7 @@ class Display:
         self.fb = framebuf.FrameBuffer(self.buf, W, H, framebuf.MONO_VLSB)
         self.font = Font(font_path)
         self.lines = ("", "", "", "")
+        self._widths = [0, 0, 0, 0]
         self.offline = False
         self._scroll = 0
         self.wide = False  # some line is wider than the screen: the caller ticks scroll()
@@ -79,10 +80,19 @@ class Display:
 
     def show(self, lines, offline=None):
         self.lines = tuple(lines)[:4]
+        self._widths = [self.width(t) for t in self.lines]  # measured once, not per scroll tick
         if offline is not None:
             self.offline = offline
         self._scroll = 0
         self.render()
+
+    def set_offline(self, offline):
+        """Show or clear the offline mark; True if the screen changed."""
+        if self.offline == offline:
+            return False
+        self.offline = offline
+        self.render()
+        return True
 
     def scroll(self):
         """Advance long lines by one step; returns True if the screen changed."""
@@ -97,7 +107,7 @@ class Display:
         fb.fill(0)
         self.wide = False
         for row, text in enumerate(self.lines):
-            w = self.width(text)
+            w = self._widths[row]
             x = 0
             if w > W:
                 self.wide = True

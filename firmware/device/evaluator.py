@@ -184,7 +184,7 @@ class Evaluator:
         """Flush one rating to flash as a compact record (outbox.py):
         level,reason,ts,tsync,up,case with the boot count and firmware in the segment header."""
         seq = self.counters.next_seq()
-        if "\n" in case or "," in case:
+        if "\n" in case:
             case = ""  # cannot come from the gateway (it checks serials); never tear a record
         self.outbox.append(seq, b"%d,%d,%d,%d,%d,%s" % (
             button, reason, self.board.time(), self.tsync, self.uptime(), case), self.header)
@@ -292,6 +292,7 @@ class Evaluator:
             if msg.get("id") == self.time_req and isinstance(msg.get("now"), int):
                 self.board.set_time(msg["now"])
                 self.tsync = True
+                self.board.event("synced")
         elif kind == "cmd":
             self.on_command(msg)
 

@@ -126,22 +126,15 @@ def _flow(args, home: Path) -> dict:
             elif name == "broker_down":
                 hall.broker.stop()
                 time.sleep(1)  # the publisher is now failing to reconnect
-            for i in range(count):
+            for _ in range(count):
                 level = list(LEVEL_BUTTON)[len(pressed) % 5]
                 reason = list(REASON_BUTTON)[len(pressed) % 5] if level in BAD_LEVELS else None
-                k = len(link.confirmed)
-                if reason:
-                    asked = link.seen["reason"]
-                    ok = link.tap(LEVEL_BUTTON[level], lambda l: l.seen["reason"] > asked, 10)
-                    ok = ok and link.tap(REASON_BUTTON[reason], lambda l: len(l.confirmed) > k, 10)
-                else:
-                    ok = link.tap(LEVEL_BUTTON[level], lambda l: len(l.confirmed) > k, 10)
-                if not ok:
-                    raise SystemExit(f"the device stopped confirming presses in phase {name}")
-                if len(link.confirmed) > k:
-                    ev = link.confirmed[k]
-                    pressed.append(f"{dev}:{ev['seq']}")
-                    by_phase.setdefault(name, []).append(ev["ms"])
+                try:
+                    p = hall.press(dev, level, reason)
+                except TimeoutError:
+                    raise SystemExit(f"the device stopped confirming presses in phase {name}") from None
+                pressed.append(p["id"])
+                by_phase.setdefault(name, []).append(p["confirm_ms"])
         hall.broker.start()
         say("link back; draining ...")
         wait_until(lambda: set(pressed) <= set(hall.stored_rows()), 180, interval=0.5,
@@ -152,7 +145,7 @@ def _flow(args, home: Path) -> dict:
         all_ms = [m for v in by_phase.values() for m in v]
         return {
             "ratings": len(pressed), "stored": len(set(pressed) & set(hall.stored_rows())),
-            "heap_size": link.heap.get("peak") and _heap_bytes(args.heap),
+            "heap_size": _heap_bytes(args.heap),
             "peak_heap_bytes": link.heap.get("peak"),
             "heap_at_start_bytes": link.heap.get("start"),
             "press_to_confirm_p99_ms": pct(by_phase.get("broker_down", []), 0.99),
