@@ -209,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sm = sub.add_parser("sim", help="the simulator: virtual devices and scenarios")
     smsub = sm.add_subparsers(dest="sim", required=True)
+    sd = smsub.add_parser("devices", help="real-firmware devices as serial ports (mpremote works on them) in a running hall; commands on stdin")
+    sd.add_argument("--count", type=int, default=3)
+    sd.add_argument("--seed", type=int, default=None)
+    sd.add_argument("--home", default=None)
+    sd.set_defaults(func=_command("simulator.sim_devices"))
     sh = smsub.add_parser("hall", help="a hall day with the real firmware at every window; a summary table")
     sh.add_argument("--windows", type=int, default=4)
     sh.add_argument("--minutes", type=float, default=2.0, help="length of the compressed day")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -20,6 +21,8 @@ from pathlib import Path
 import firmware
 from firmware import font, micropython_binary
 from firmware.build import HARDWARE_DIR
+
+from .serial_port import SOFT_RESET_RAW, SerialPort, take_console
 
 LEVEL_BUTTON = {"very_satisfied": 1, "satisfied": 2, "basically_satisfied": 3,
                 "dissatisfied": 4, "very_dissatisfied": 5}
@@ -38,9 +41,15 @@ def board_settings(board: str = "five-button") -> dict:
 class VirtualDevice:
     """One evaluator. Its flash gets the provisioned config and the display font, as a
     technician's flashing would; it boots without the maintenance pause (nobody is at a
-    serial console) unless the config asks for one."""
+    serial console) unless the config asks for one.
 
-    def __init__(self, flash: Path, config: dict, heap: str = "256k", code: Path | None = None):
+    With `port` (a path), the device is also reachable as a serial port there, with its
+    REPL behind it as on a USB-connected ESP32: the REPL stays after the app ends or is
+    interrupted, and a soft reset (Ctrl-D) boots the app again, or only the raw REPL when
+    it came from there, as MicroPython's ports do."""
+
+    def __init__(self, flash: Path, config: dict, heap: str = "256k", code: Path | None = None,
+                 port: Path | None = None):
         self.flash = Path(flash)
         self.code = Path(code or firmware.DEVICE_DIR)  # source, or a `pingjia firmware build`
         self.config = {"maintenance_s": 0, **board_settings(), **config}
@@ -48,6 +57,7 @@ class VirtualDevice:
         self.heap = heap
         self.proc: subprocess.Popen | None = None
         self.boots = 0
+        self.port = SerialPort(port) if port else None
         self._powered = False
         self.flash.mkdir(parents=True, exist_ok=True)
         (self.flash / "config.json").write_text(json.dumps(self.config))
@@ -57,22 +67,41 @@ class VirtualDevice:
         self._powered = True
         self._boot()
 
-    def _boot(self) -> None:
-        log = open(self.flash / "console.log", "ab")
-        self.proc = proc = subprocess.Popen(
-            [micropython_binary(), "-X", f"heapsize={self.heap}", str(self.code / "main.py")],
-            cwd=self.flash, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
-        log.close()
+    def _boot(self, raw_repl: bool = False) -> None:
+        argv = [micropython_binary(), "-X", f"heapsize={self.heap}"]
+        if self.port is None:
+            log = open(self.flash / "console.log", "ab")
+            self.proc = proc = subprocess.Popen(
+                argv + [str(self.code / "main.py")], cwd=self.flash, stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            log.close()
+        else:
+            # Ctrl-A puts a freshly started REPL into raw mode, where a raw soft reset left it
+            console = self.port.console(preamble=b"\x01" if raw_repl else b"")
+            # the code folder is on the path, as the firmware is in a board's flash
+            env = {**os.environ, "MICROPYPATH": f".frozen:{self.code}"}
+            self.proc = proc = subprocess.Popen(
+                argv + ([] if raw_repl else ["-i", str(self.code / "main.py")]), cwd=self.flash,
+                stdin=console, stdout=console, stderr=console, env=env, preexec_fn=take_console)
+            os.close(console)
         self.boots += 1
         threading.Thread(target=self._reset_on_request, args=(proc,), daemon=True).start()
 
     def _reset_on_request(self, proc: subprocess.Popen) -> None:
         # A real ESP32 restarts itself on machine.reset() or its watchdog; here the
         # process exits and the simulator boots it again, as long as power is on.
-        if proc.wait() == EXIT_REBOOT and self._powered and self.proc is proc:
+        code = proc.wait()
+        if not (self._powered and self.proc is proc):
+            return
+        if code == EXIT_REBOOT:
             time.sleep(0.05)
             self._boot()
+        elif self.port is not None and code >= 0:
+            # Ctrl-D at the REPL (or sys.exit): the unix port exits where a board soft-resets
+            self.port.wait_drained()
+            raw = self.port.tail.endswith(SOFT_RESET_RAW)
+            self.port.write(b"MPY: soft reboot\r\n")
+            self._boot(raw_repl=raw)
 
     def power_cut(self) -> None:
         """kill -9: what a pulled plug does to the firmware."""
@@ -89,6 +118,8 @@ class VirtualDevice:
                 self.proc.wait(3)
             except subprocess.TimeoutExpired:
                 self.power_cut()
+        if self.port is not None:
+            self.port.close()
 
 
 class DeviceLink:

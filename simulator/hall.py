@@ -81,8 +81,9 @@ def start_platform_sim(cfg: Config, port: int, *options: str) -> subprocess.Pope
 class Hall:
     def __init__(self, home: Path | str, devices: int = 4, hall: str = "demo", seed: int | None = None,
                  profile: str = "national", device_heap: str = "256k", device_config: dict | None = None,
-                 device_code: Path | None = None):
+                 device_code: Path | None = None, serial: bool = False):
         self.home = Path(home)
+        self.serial = serial  # each device also a serial port, under home/ports
         self.device_heap = device_heap
         self.device_code = device_code  # a built firmware (.mpy) instead of the source
         self.device_config = device_config or {}  # e.g. a shorter min_gap_ms for a benchmark
@@ -131,7 +132,8 @@ class Hall:
             self.staff[window] = staff
         for c in self.credentials.values():
             d = VirtualDevice(self.home / "devices" / c["dev"],
-                              {**c, **self.device_config, "ctl": self.controller.address}, heap=self.device_heap, code=self.device_code)
+                              {**c, **self.device_config, "ctl": self.controller.address}, heap=self.device_heap,
+                              code=self.device_code, port=self.home / "ports" / c["dev"] if self.serial else None)
             d.start()
             self.devices[c["dev"]] = d
         for dev in self.devices:

@@ -1,0 +1,142 @@
+"""`pingjia sim devices`: real-firmware devices as serial ports, driven by mpremote as a
+technician drives a USB-connected ESP32, and by the simulator's commands as citizens
+and faults drive them."""
+
+import json
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import serial
+
+from firmware import tool
+
+
+class Sim:
+    """`pingjia sim devices` in its own process; one command in, one JSON line out."""
+
+    def __init__(self, home: Path, count: int):
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "sim", "devices", "--count", str(count),
+                                      "--home", str(home)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=open(home.parent / "sim.err", "wb"), text=True)
+        self.lines: queue.Queue = queue.Queue()
+        threading.Thread(target=lambda: [self.lines.put(l) for l in self.proc.stdout], daemon=True).start()
+        self.ready = self.next(90)
+
+    def next(self, timeout: float = 30) -> dict:
+        return json.loads(self.lines.get(timeout=timeout))
+
+    def run(self, line: str, timeout: float = 30) -> dict:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.next(timeout)
+
+    def device(self, dev: str) -> dict:
+        return next(d for d in self.run("list")["devices"] if d["dev"] == dev)
+
+    def wait_online(self, dev: str, online: bool = True, timeout: float = 20) -> dict:
+        deadline = time.monotonic() + timeout
+        while (d := self.device(dev))["online"] != online:
+            assert time.monotonic() < deadline, f"{dev} online is not {online}: {d}"
+            time.sleep(0.2)
+        return d
+
+
+def mpremote(port: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([tool("mpremote", "mpremote"), "connect", port, *args],
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def sim(tmp_path):
+    home = tmp_path / "hall"
+    tmp_path.mkdir(exist_ok=True)
+    s = Sim(home, 2)
+    yield s
+    if s.proc.poll() is None:
+        s.proc.kill()
+        s.proc.wait()
+
+
+def test_mpremote_reaches_the_repl_of_a_running_device_and_the_app_comes_back(sim, tmp_path):
+    ready = sim.ready
+    port = ready["ports"]["pj-0001"]
+    assert Path(port).resolve().as_posix().startswith("/dev/pts/")
+    first = sim.run("case pj-0001")
+    assert sim.run("press pj-0001 satisfied")["case_no"] == first["case"]
+
+    # Ctrl-C interrupts the app; the raw REPL runs code in the device's flash
+    r = mpremote(port, "exec", "import os; print(sorted(os.listdir()))")
+    assert r.returncode == 0, r.stderr
+    assert {"config.json", "font.bin", "outbox", "seq"} <= set(eval(r.stdout.strip()))
+    assert sim.wait_online("pj-0001", False)["online"] is False  # the app stopped at the REPL
+    assert sim.device("pj-0002")["online"] is True  # the other device is untouched
+
+    # file copy both ways, the port kept across the soft resets mpremote does
+    note = tmp_path / "note.txt"
+    note.write_text("窗口 W01 检修\n")
+    r = mpremote(port, "fs", "cp", str(note), ":note.txt")
+    assert r.returncode == 0, r.stderr
+    assert (Path(sim.device("pj-0001")["flash"]) / "note.txt").read_text() == note.read_text()
+    back = tmp_path / "back.json"
+    assert mpremote(port, "fs", "cp", ":config.json", str(back)).returncode == 0
+    assert json.loads(back.read_text())["dev"] == "pj-0001"
+    r = mpremote(port, "exec", "print(open('note.txt').read())")
+    assert r.stdout.strip() == "窗口 W01 检修"
+    assert mpremote(port, "soft-reset").returncode == 0
+
+    # A soft reset from the friendly REPL (Ctrl-D) boots the app again, as on the board
+    boots = sim.device("pj-0001")["boots"]
+    with serial.Serial(port, 115200, timeout=0.2) as s:
+        s.write(b"\r\x03")
+        time.sleep(0.3)
+        assert s.read(1000).endswith(b">>> ")
+        s.write(b"\x04")
+        time.sleep(0.5)
+        assert b"MPY: soft reboot\r\n" in s.read(1000)
+    d = sim.wait_online("pj-0001")
+    assert d["boots"] == boots + 1
+    second = sim.run("case pj-0001")
+    rated = sim.run("press pj-0001 very_dissatisfied slow")
+    assert rated["case_no"] == second["case"] and rated["level"] == "very_dissatisfied"
+
+    # both ratings reached the gateway, the one made before the REPL session and the one after
+    cfg = json.loads((Path(ready["home"]) / "gateway.json").read_text())
+    api = httpx.Client(base_url=ready["api"], headers={"Authorization": f"Bearer {cfg['api_token']}"})
+    deadline = time.monotonic() + 20
+    while True:
+        rows = api.get("/api/v1/ratings", params={"window": "W01"}).json()
+        if len(rows) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert sorted((r["case_no"], r["level"], r["reason"]) for r in rows) == sorted(
+        [(first["case"], "satisfied", ""), (second["case"], "very_dissatisfied", "slow")])
+
+
+def test_power_wifi_screen_and_bad_commands(sim, tmp_path):
+    assert sim.run("power pj-0002 off") == {"dev": "pj-0002", "power": "off"}
+    assert sim.device("pj-0002")["online"] is False
+    assert "not running" in sim.run("wifi pj-0002 off")["error"]
+    sim.run("power pj-0002 on")
+    assert sim.wait_online("pj-0002")["boots"] == 2
+    # the port stayed where it was through the power cut, and the REPL is behind it
+    r = mpremote(sim.ready["ports"]["pj-0002"], "exec", "print(6 * 7)")
+    assert (r.returncode, r.stdout.strip()) == (0, "42")
+
+    png = sim.run(f"screen pj-0001 {tmp_path / 's.png'}")["png"]
+    assert Path(png).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    for bad in ("bogus", "press pj-0009 satisfied", "press pj-0001 dissatisfied", "press pj-0001 great",
+                "button pj-0001 7", "drift pj-0001 soon"):
+        assert "error" in sim.run(bad), bad
+    assert sim.proc.poll() is None
+    assert sim.run("wifi pj-0001 off") == {"dev": "pj-0001", "wifi": "off"}
+
+    sim.proc.stdin.write("quit\n")
+    sim.proc.stdin.flush()
+    assert sim.proc.wait(60) == 0
+    assert not Path(sim.ready["ports"]["pj-0001"]).exists()  # the ports go with the simulator
