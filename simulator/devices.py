@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,8 +40,9 @@ def board_settings(board: str = "five-button") -> dict:
 
 
 class VirtualDevice:
-    """One evaluator. Its flash gets the provisioned config and the display font, as a
-    technician's flashing would; it boots without the maintenance pause (nobody is at a
+    """One evaluator. Its flash gets the firmware, the provisioned config and the display
+    font, as a technician's flashing would, all in its root as on the board (so imports
+    resolve as they do there); it boots without the maintenance pause (nobody is at a
     serial console) unless the config asks for one.
 
     With `port` (a path), the device is also reachable as a serial port there, with its
@@ -60,8 +62,17 @@ class VirtualDevice:
         self.port = SerialPort(port) if port else None
         self._powered = False
         self.flash.mkdir(parents=True, exist_ok=True)
+        self._flash_firmware()
         (self.flash / "config.json").write_text(json.dumps(self.config))
         font.write(self.flash / "font.bin")
+
+    def _flash_firmware(self) -> None:
+        modules = {p.name: p for p in self.code.iterdir() if p.suffix in (".py", ".mpy")}
+        for old in self.flash.iterdir():
+            if old.suffix in (".py", ".mpy") and old.name not in modules:
+                old.unlink()  # left from another firmware: it must not shadow this one
+        for name, p in modules.items():
+            shutil.copyfile(p, self.flash / name)
 
     def start(self) -> None:
         self._powered = True
@@ -72,17 +83,15 @@ class VirtualDevice:
         if self.port is None:
             log = open(self.flash / "console.log", "ab")
             self.proc = proc = subprocess.Popen(
-                argv + [str(self.code / "main.py")], cwd=self.flash, stdin=subprocess.DEVNULL,
+                argv + ["main.py"], cwd=self.flash, stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()
         else:
             # Ctrl-A puts a freshly started REPL into raw mode, where a raw soft reset left it
             console = self.port.console(preamble=b"\x01" if raw_repl else b"")
-            # the code folder is on the path, as the firmware is in a board's flash
-            env = {**os.environ, "MICROPYPATH": f".frozen:{self.code}"}
             self.proc = proc = subprocess.Popen(
-                argv + ([] if raw_repl else ["-i", str(self.code / "main.py")]), cwd=self.flash,
-                stdin=console, stdout=console, stderr=console, env=env, preexec_fn=take_console)
+                argv + ([] if raw_repl else ["-i", "main.py"]), cwd=self.flash,
+                stdin=console, stdout=console, stderr=console, preexec_fn=take_console)
             os.close(console)
         self.boots += 1
         threading.Thread(target=self._reset_on_request, args=(proc,), daemon=True).start()

@@ -42,11 +42,11 @@ outbox.SEG_BYTES = 300  # small segments, so the test spans several
 o = Outbox()
 for s in range(1, 41):
     o.append(s, b"payload-%03d" % s, b"1,fw")
-segs = sorted(os.listdir("outbox"))
+segs = sorted(os.listdir("outbox.d"))
 per = len([1 for _ in o._records(int(segs[0][:10]))])
 for s in range(1, per + 2):
     o.ack(s)
-print(json.dumps([per, segs, o.depth(), sorted(os.listdir("outbox")), o.ack(1)]))
+print(json.dumps([per, segs, o.depth(), sorted(os.listdir("outbox.d")), o.ack(1)]))
 o2 = Outbox()
 print(json.dumps([o2.depth(), o2.pending(1)[0][0]]))
 """, tmp_path)
@@ -60,7 +60,7 @@ print(json.dumps([o2.depth(), o2.pending(1)[0][0]]))
 
 def test_torn_and_corrupt_records_are_skipped_never_sent(tmp_path):
     run_device_code(APPEND_5, tmp_path)
-    seg = sorted((tmp_path / "outbox").glob("*.seg"))[0]
+    seg = sorted((tmp_path / "outbox.d").glob("*.seg"))[0]
     lines = seg.read_bytes().splitlines(keepends=True)
     lines[2] = lines[2].replace(b"n1", b"n7")  # a flipped bit: the CRC no longer matches
     seg.write_bytes(b"".join(lines) + lines[3][:12])  # and a torn record at the tail
@@ -96,7 +96,7 @@ try:
 except OSError:
     print(json.dumps("refused"))
 o.append(3, b"c", b"1,fw")
-print(json.dumps([sorted(os.listdir("outbox")), [q for q, _, _ in o.pending(9)]]))
+print(json.dumps([sorted(os.listdir("outbox.d")), [q for q, _, _ in o.pending(9)]]))
 """, tmp_path)
     assert out[0] == "refused"
     files, seqs = out[1]
@@ -105,7 +105,7 @@ print(json.dumps([sorted(os.listdir("outbox")), [q for q, _, _ in o.pending(9)]]
 
 def test_a_header_that_does_not_check_out_takes_no_record_with_it_unseen(tmp_path):
     run_device_code(APPEND_5, tmp_path)
-    seg = sorted((tmp_path / "outbox").glob("*.seg"))[0]
+    seg = sorted((tmp_path / "outbox.d").glob("*.seg"))[0]
     data = bytearray(seg.read_bytes())
     data[10] ^= 1  # the header line
     seg.write_bytes(bytes(data))

@@ -73,7 +73,8 @@ def test_mpremote_reaches_the_repl_of_a_running_device_and_the_app_comes_back(si
     # Ctrl-C interrupts the app; the raw REPL runs code in the device's flash
     r = mpremote(port, "exec", "import os; print(sorted(os.listdir()))")
     assert r.returncode == 0, r.stderr
-    assert {"config.json", "font.bin", "outbox", "seq"} <= set(eval(r.stdout.strip()))
+    # the firmware in the flash root beside its data, as on the board
+    assert {"main.py", "evaluator.py", "config.json", "font.bin", "outbox.d", "seq"} <= set(eval(r.stdout.strip()))
     assert sim.wait_online("pj-0001", False)["online"] is False  # the app stopped at the REPL
     assert sim.device("pj-0002")["online"] is True  # the other device is untouched
 

@@ -1,6 +1,7 @@
 # The power-safe outbox: every confirmed rating lives here until the gateway acks it.
 #
-# Layout in flash (folder "outbox"):
+# Layout in flash (folder "outbox.d"; the dot matters: the firmware's modules share the
+# flash root, and a folder named like a module would shadow it on import):
 #   NNNNNNNNNN.seg  append-only lines "<crc32 hex8> <body>\n", the file named after the
 #                   first sequence number it holds. The first line's body is "#<header>"
 #                   (what all its records share: boot count, firmware); every other body
@@ -14,7 +15,7 @@
 import os
 import binascii
 
-DIR = "outbox"
+DIR = "outbox.d"
 SEG_BYTES = 12000  # close a segment near three 4 KB flash blocks
 CAPACITY = 10000  # pending ratings; beyond this the device stops taking ratings
 
