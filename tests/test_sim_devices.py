@@ -59,8 +59,12 @@ def sim(tmp_path):
     s = Sim(home, 2)
     yield s
     if s.proc.poll() is None:
-        s.proc.kill()
-        s.proc.wait()
+        s.proc.terminate()  # SIGTERM stops the hall too; a kill -9 would orphan its processes
+        try:
+            s.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            s.proc.kill()
+            s.proc.wait()
 
 
 def test_mpremote_reaches_the_repl_of_a_running_device_and_the_app_comes_back(sim, tmp_path):
