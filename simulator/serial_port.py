@@ -81,7 +81,7 @@ class SerialPort:
         return self._drained.wait(timeout)
 
     def write(self, data: bytes) -> None:
-        """Bytes from the board itself (the ROM's boot messages), not from the firmware."""
+        """Bytes the board prints between two firmware processes (the soft-reboot banner)."""
         self._to_port(data)
 
     def _to_port(self, data: bytes) -> None:
