@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import tempfile
 import threading
 import time
@@ -21,13 +20,10 @@ from pathlib import Path
 
 import httpx
 
+from . import say
 from .hall import Hall
 
 PLATFORM_ERROR_RATE = 0.3
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 class Chaos:

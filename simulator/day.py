@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import random
-import sys
 import tempfile
 import threading
 import time
@@ -19,16 +18,13 @@ from pathlib import Path
 
 import httpx
 
+from . import say
 from .business import STAFF
 from .hall import Hall
 from .load import percentile
 
 WALK_AWAY = 0.12  # citizens who leave without rating
 PRESS_TWICE = 0.08  # citizens who press again after the thanks screen
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _window_day(hall: Hall, dev: str, until: float, half: float, rng: random.Random, out: dict, lock):

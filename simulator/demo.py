@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from . import say
 from .hall import Hall
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _interrupt(*_):
@@ -29,22 +25,22 @@ def _interrupt(*_):
 def main(args) -> int:
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="pingjia-demo-"))
     if args.devices < 1:
-        _say("--devices must be at least 1")
+        say("--devices must be at least 1")
         return 2
     # SIGTERM ends the demo like Ctrl-C does, so every child is stopped either way
     signal.signal(signal.SIGTERM, _interrupt)
     hall = Hall(home, devices=args.devices)
     try:
-        _say(f"starting a hall with {args.devices} virtual evaluators in {home} ...")
+        say(f"starting a hall with {args.devices} virtual evaluators in {home} ...")
         hall.start()
-        _say(f"gateway API:  {hall.cfg.api_url}/docs   (bearer token: {hall.cfg.api_token})")
-        _say(f"platform:     {hall.cfg.platform_url}/sim/stats  (profile {hall.cfg.platform_profile})")
-        _say(f"broker:       {hall.cfg.broker_host}:{hall.cfg.broker_port}")
+        say(f"gateway API:  {hall.cfg.api_url}/docs   (bearer token: {hall.cfg.api_token})")
+        say(f"platform:     {hall.cfg.platform_url}/sim/stats  (profile {hall.cfg.platform_profile})")
+        say(f"broker:       {hall.cfg.broker_host}:{hall.cfg.broker_port}")
         if args.ratings is None:
             return _run_forever(hall)
         return _run_counted(hall, args.ratings)
     except KeyboardInterrupt:
-        _say("stopping ...")
+        say("stopping ...")
         return 0
     finally:
         hall.stop()
@@ -79,7 +75,7 @@ def _run_counted(hall: Hall, total: int) -> int:
     for t in _start_raters(hall, quotas, pressed, errors, stop):
         t.join()
     for e in errors:
-        _say(f"rating failed: {e}")
+        say(f"rating failed: {e}")
     hall.wait_drained(pressed)
     summary = hall.summary(pressed)
     summary["seconds"] = round(time.monotonic() - t0, 1)
@@ -92,12 +88,12 @@ def _run_counted(hall: Hall, total: int) -> int:
 def _run_forever(hall: Hall) -> int:
     pressed, errors, stop = [], [], threading.Event()
     _start_raters(hall, {d: None for d in hall.devices}, pressed, errors, stop)
-    _say("rating at random; Ctrl-C to stop")
+    say("rating at random; Ctrl-C to stop")
     try:
         while True:
             time.sleep(10)
             s = hall.summary(list(pressed))
-            _say(f"pressed {s['pressed']}  stored {s['stored']}  forwarded {s['forwarded']}  "
+            say(f"pressed {s['pressed']}  stored {s['stored']}  forwarded {s['forwarded']}  "
                  f"on the way {s['lost']}  duplicates {s['duplicates']}")
     finally:
         stop.set()

@@ -235,19 +235,19 @@ class Hall:
         id_field = self.profile.id_field
         return {rec[id_field]: rec for rec in r.json()["records"]}
 
-    def stored_rows(self) -> dict[str, dict]:
+    def _read(self, query):
+        """query(db) on the gateway's database, opened for this read alone."""
         db = store.open_db(self.cfg.db_path)
         try:
-            return {r["id"]: r for r in db.query("select * from ratings")}
+            return query(db)
         finally:
             db.conn.close()
 
+    def stored_rows(self) -> dict[str, dict]:
+        return self._read(lambda db: {r["id"]: r for r in db.query("select * from ratings")})
+
     def rejection_counts(self) -> dict[str, int]:
-        db = store.open_db(self.cfg.db_path)
-        try:
-            return store.rejection_counts(db)
-        finally:
-            db.conn.close()
+        return self._read(store.rejection_counts)
 
     def wait_drained(self, pressed: list[dict], timeout: float = 120.0) -> None:
         want = {p["id"] for p in pressed}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gateway.protocol import BAD_LEVELS
 
+from . import say
 from . import screen
 from .devices import LEVEL_BUTTON
 from .hall import Hall
@@ -36,10 +37,6 @@ COMMANDS = {
     "quit": "stop everything",
 }
 __doc__ += "".join(f"  {k:<26} {v}\n" for k, v in COMMANDS.items())
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 class Console:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -21,13 +20,10 @@ from gateway.broker import Broker
 from gateway.config import Config
 from gateway.registry import Registry
 
+from . import say
 from .bench.ingest import rss_mb
 from .hall import free_port, start_gateway
 from .load import Fleet, percentile
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 async def run(args) -> dict:

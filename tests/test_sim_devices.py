@@ -54,9 +54,7 @@ def mpremote(port: str, *args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def sim(tmp_path):
-    home = tmp_path / "hall"
-    tmp_path.mkdir(exist_ok=True)
-    s = Sim(home, 2)
+    s = Sim(tmp_path / "hall", 2)
     yield s
     if s.proc.poll() is None:
         s.proc.terminate()  # SIGTERM stops the hall too; a kill -9 would orphan its processes

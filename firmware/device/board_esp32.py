@@ -121,11 +121,13 @@ class Board:
             if self.display.scroll():
                 self._flush()
 
-    def confirm(self, level):
-        i = level - 1 if isinstance(level, int) else 0
+    def confirm(self, button):
+        """The pressed button's LED and a beep, at once."""
         for n, led in enumerate(self._leds):
-            led.duty_u16(LED_ON if n == i else 0)
+            led.duty_u16(LED_ON if n == button - 1 else 0)
         self._buzzer.duty_u16(32768)
+        if self._light:
+            self._light.cancel()  # the previous press's timer must not cut this one short
         self._light = asyncio.create_task(self._lights_back())
 
     async def _lights_back(self):

@@ -121,8 +121,8 @@ class Board:
             await asyncio.sleep_ms(300)
             self.display.scroll()
 
-    def confirm(self, level):
-        self.event("led", level=level)
+    def confirm(self, button):
+        self.event("led", button=button)
 
     # -- network ----------------------------------------------------------------------
     async def net_up(self):

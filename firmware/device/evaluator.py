@@ -28,7 +28,6 @@ INTENT_FILE = "reboot.intent"  # written before a reboot the device chose, read 
 UI_TICK_MS = 5000  # the UI task checks in at least this often while waiting for a press
 
 LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
-REASON_NAMES = ("服务态度差", "办事效率低", "材料要求繁琐", "多次跑腿", "未兑现承诺")
 
 
 def _is_ipv4(host):
@@ -41,7 +40,6 @@ class Evaluator:
         self.board = board
         self.dev = cfg["dev"]
         self.hall = cfg["hall"]
-        self.cfg = cfg
         self.signer = proto.Signer(binascii.unhexlify(cfg["key"]))
         self.reset = self._reset_cause()
         self.outbox = Outbox()
@@ -53,7 +51,7 @@ class Evaluator:
         self.tsync = False
         self.session = None
         self.rated_case = None
-        last = last and self._rating(*last)
+        last = last and self._record(*last)
         if last:  # the newest rating's case stays rated across a reboot
             self.rated_case = last["case"] or None
         self.supervisor = Supervisor(board, cfg.get("wdt_ms", 30000))
@@ -190,17 +188,16 @@ class Evaluator:
             button, reason, self.board.time(), self.tsync, self.uptime(), case), self.header)
         return seq
 
-    def _rating(self, seq, payload, header):
-        """The signed rating message of one outbox record, or None if it does not parse."""
+    def _record(self, seq, payload, header):
+        """The rating message of one outbox record, unsigned, or None if it does not parse."""
         try:
             level, reason, ts, tsync, up, case = payload.decode().split(",", 5)
             boot, fw = header.decode().split(",", 1)
-            msg = {"dev": self.dev, "seq": seq, "level": proto.LEVELS[int(level) - 1],
-                   "reason": self._reasons(int(reason)), "case": case, "ts": int(ts),
-                   "tsync": tsync == "1", "boot": int(boot), "up": int(up), "fw": fw}
+            return {"dev": self.dev, "seq": seq, "level": proto.LEVELS[int(level) - 1],
+                    "reason": self._reasons(int(reason)), "case": case, "ts": int(ts),
+                    "tsync": tsync == "1", "boot": int(boot), "up": int(up), "fw": fw}
         except (ValueError, IndexError):
             return None
-        return self.signer.signed("rating", msg)
 
     # -- the link --------------------------------------------------------------------
     async def link(self):
@@ -252,11 +249,12 @@ class Evaluator:
                 skip = [q for q in self.sent if q not in due]
                 for rec in self.outbox.pending(room, skip):
                     seq = rec[0]
-                    msg = self._rating(*rec)
+                    msg = self._record(*rec)
                     if msg is None:  # passed its CRC yet does not parse: never send it
                         self.outbox.corrupt += 1
                         self.outbox.ack(seq)
                         continue
+                    msg = self.signer.signed("rating", msg)  # signed when sent, not when stored
                     await self.mqtt.publish(self._t("rating"), proto.encode(msg), 1)
                     s = self.sent.get(seq)
                     interval = min(s[1] * 2, RESEND_MAX_MS) if s else RESEND_MS
@@ -331,7 +329,7 @@ class Evaluator:
     async def send_health(self):
         free, block = self.board.heap()
         oldest = self.outbox.pending(1)
-        oldest = oldest and self._rating(*oldest[0])
+        oldest = oldest and self._record(*oldest[0])
         age = max(0, self.board.time() - oldest["ts"]) // 1000 if oldest else 0
         await self.mqtt.publish(self._t("health"), proto.encode({
             "v": 1, "dev": self.dev, "fw": FW_VERSION, "model": self.board.model,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,12 +23,9 @@ from gateway.config import Config
 from gateway.platform import PROFILE_DIR
 from gateway.registry import Registry
 
+from .. import say
 from ..hall import free_port, start_gateway, start_platform_sim
 from ..load import Fleet
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 async def run(args) -> dict:

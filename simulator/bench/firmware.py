@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,8 +27,10 @@ import firmware
 from firmware import micropython_binary
 from firmware.build import build
 
+from .. import say
 from ..devices import LEVEL_BUTTON, REASON_BUTTON
 from ..hall import BAD_LEVELS, Hall, wait_until
+from ..load import percentile
 
 # A typical record: the payload evaluator.store() writes, with a 17-character serial.
 OUTBOX_SCRIPT = """
@@ -83,10 +84,6 @@ else:
 """
 
 
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def _outbox(mode: str, cwd: Path, appends: int = 1000, heap: str = "4m"):
     script = OUTBOX_SCRIPT % {"device": str(firmware.DEVICE_DIR), "mode": mode, "appends": appends}
     p = subprocess.run([micropython_binary(), "-X", f"heapsize={heap}", "-c", script], cwd=cwd,
@@ -94,11 +91,6 @@ def _outbox(mode: str, cwd: Path, appends: int = 1000, heap: str = "4m"):
     if p.returncode != 0:
         raise SystemExit(f"outbox benchmark failed:\n{p.stdout}{p.stderr}")
     return json.loads(p.stdout.splitlines()[-1])
-
-
-def pct(values, q):
-    v = sorted(values)
-    return v[min(len(v) - 1, int(q * len(v)))] if v else None
 
 
 def _flow(args, home: Path) -> dict:
@@ -148,9 +140,9 @@ def _flow(args, home: Path) -> dict:
             "heap_size": _heap_bytes(args.heap),
             "peak_heap_bytes": link.heap.get("peak"),
             "heap_at_start_bytes": link.heap.get("start"),
-            "press_to_confirm_p99_ms": pct(by_phase.get("broker_down", []), 0.99),
-            "press_to_confirm_p50_ms": pct(by_phase.get("broker_down", []), 0.5),
-            "press_to_confirm_p99_all_ms": pct(all_ms, 0.99),
+            "press_to_confirm_p99_ms": percentile(by_phase.get("broker_down", []), 99),
+            "press_to_confirm_p50_ms": percentile(by_phase.get("broker_down", []), 50),
+            "press_to_confirm_p99_all_ms": percentile(all_ms, 99),
             "press_to_confirm_max_ms": max(all_ms) if all_ms else None,
             "boots": hall.devices[dev].boots,
         }
@@ -176,7 +168,7 @@ def main(args) -> int:
     result = {
         **flow,
         "outbox_append_ms": round(statistics.median(t_us) / 1000, 3),
-        "outbox_append_p99_ms": round(pct(t_us, 0.99) / 1000, 3),
+        "outbox_append_p99_ms": round(percentile(t_us, 99) / 1000, 3),
         "outbox_capacity": cap["capacity"],
         "outbox_capacity_reread": cap["depth"],
         "outbox_record_bytes": cap["record_bytes"],

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -28,12 +27,9 @@ from gateway.broker import Broker
 from gateway.config import Config
 from gateway.registry import Registry
 
+from .. import say
 from ..hall import free_port, start_gateway
 from ..load import Fleet, percentile
-
-
-def say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def rss_mb(pid: int) -> float:
