@@ -218,7 +218,6 @@ class Ingest:
         return d
 
     def _rating(self, dev, topic, payload, now) -> list:
-        d = None
         try:
             r, msg = protocol.parse_rating(payload)
             if r.dev != dev:
@@ -228,22 +227,22 @@ class Ingest:
                 raise Rejected("unknown_device", f"{dev} is not registered or is retired")
             canonical = protocol.canonical("rating", msg)
             if not any(protocol.check(key, canonical, r.sig) for key in store.verify_keys(d, now)):
-                raise Rejected("bad_signature")
-            status, row = store.store_rating(self.db, r, d, now)
+                raise Rejected("bad_signature", "no key of this device verifies it")
         except Rejected as e:
-            actions = self._reject(e.reason, dev, topic, payload, e.detail, now)
-            if e.reason == "replay":
-                # Only a message whose signature checked out gets a reply: an answer to an
-                # unverified one would let a forger make the device drop a real rating.
-                seq = r.seq
-                actions.append(lambda: self._ack(d, seq, "rejected", "replay"))
-            return actions
+            # No answer: only a rating the gateway stored is acked, so nobody can make a
+            # device drop a rating by sending something in its name.
+            return self._reject(e.reason, dev, topic, payload, e.detail, now)
+        status, row = store.store_rating(self.db, r, d, now)
         if d["state"] == "provisioned":
             self._activate(d)
         self.counts[status] += 1
-        actions = [lambda: self._ack(d, r.seq, status, None)]
+        held = row["held"]
+        if held and status == "stored":
+            self.counts[f"held:{held}"] += 1
+            log.warning("holding rating %s for an admin: %s", row["id"], held)
+        actions = [lambda: self._ack(d, r.seq, "held" if held else status, held)]
         if status == "stored":
-            if row["tag_source"] == "case" and not row["repeat_of"]:
+            if row["tag_source"] == "case" and not row["repeat_of"] and not held:
                 window = row["window"]
                 actions.append(lambda: self.publish_session(window))  # devices stop offering the case
             if self.on_stored:
@@ -267,32 +266,40 @@ class Ingest:
         store.record_rejection(self.db, reason, dev, topic, detail, payload, now)
         return []
 
-    def _health(self, d, h, now) -> list:
-        fw = h.get("fw")
+    def _health(self, d, msg, now) -> list:
+        h = protocol.parse_health(msg, d["dev"])
         self.db.execute("update devices set health = ?, health_at = ?, fw = coalesce(?, fw) where dev = ?",
-                        [json.dumps(h, ensure_ascii=False)[:2000], now,
-                         fw[:32] if isinstance(fw, str) else None, d["dev"]])
+                        [json.dumps(h, ensure_ascii=False), now, h.get("fw"), d["dev"]])
         if d["state"] == "provisioned":
             self._activate(d)
         return []
 
     def _status(self, d, msg, now) -> list:
+        protocol.check_version(msg)
+        if msg.get("state") not in ("online", "offline"):
+            raise Rejected("schema", "status state is neither online nor offline")
         self.db.execute("update devices set online = ?, status_at = ? where dev = ?",
-                        [int(msg.get("state") == "online"), now, d["dev"]])
+                        [int(msg["state"] == "online"), now, d["dev"]])
         return []
 
     def _time(self, d, req, now) -> list:
         """Answer a time request, and keep the sync record: at gateway time `now` the device
-        had been up `up` seconds in boot `boot` (protocol.md section 8)."""
+        had been up `up` milliseconds in boot `boot` (protocol.md section 8)."""
         dev = d["dev"]
-        boot, up, ts = req.get("boot"), req.get("up"), req.get("ts")
-        if all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x < protocol.TS_MAX for x in (boot, up, ts)):
-            offset = now - ts / 1000  # seconds the device clock was behind
-            self.db.execute("update devices set sync_at = ?, sync_boot = ?, sync_up = ?, clock_offset = ? "
-                            "where dev = ?", [now, boot, up, offset, dev])
-            d.update(sync_at=now, sync_boot=boot, sync_up=up, clock_offset=offset)
+        protocol.check_version(req)
+        if req.get("dev") != dev:
+            raise Rejected("topic_mismatch", "time request for another device")
+        ok = lambda x, hi: type(x) is int and 0 <= x < hi  # noqa: E731
+        if not (ok(req.get("id"), protocol.SEQ_MAX + 1) and ok(req.get("boot"), protocol.SEQ_MAX + 1)
+                and ok(req.get("up"), protocol.TS_MAX) and ok(req.get("ts"), protocol.TS_MAX)):
+            raise Rejected("schema", "time request fields missing or out of range")
+        boot, up, ts = req["boot"], req["up"], req["ts"]
+        offset = now - ts / 1000  # seconds the device clock was behind
+        self.db.execute("update devices set sync_at = ?, sync_boot = ?, sync_up = ?, clock_offset = ? "
+                        "where dev = ?", [now, boot, up, offset, dev])
+        d.update(sync_at=now, sync_boot=boot, sync_up=up, clock_offset=offset)
         reply = protocol.signed(bytes.fromhex(d["key"]), "time",
-                                {"dev": dev, "id": req.get("id"), "now": int(now * 1000)})
+                                {"dev": dev, "id": req["id"], "now": int(now * 1000)})
         return [lambda: self.client.publish(protocol.topic(self.cfg.hall, dev, "time"),
                                             protocol.encode(reply), qos=0)]
 
@@ -312,7 +319,13 @@ class Ingest:
                        "case": c and c["serial"], "item_code": c and c["item_code"],
                        "item_name": c and c["item_name"], "rated": bool(c and c["rating_id"]),
                        "at": int(now)}
-                msg = protocol.signed(bytes.fromhex(d["key"]), "session", msg)
+                try:
+                    msg = protocol.signed(bytes.fromhex(d["key"]), "session", msg)
+                except (Rejected, ValueError):
+                    # stored before names were checked: say so, and keep serving the others
+                    log.error("cannot sign the session for %s at window %s: bad stored text", d["dev"], window)
+                    self.counts["bad_session"] += 1
+                    continue
                 self.client.publish(protocol.topic(self.cfg.hall, d["dev"], "session"),
                                     protocol.encode(msg), qos=1, retain=True)
 

@@ -44,6 +44,11 @@ FIELDS = {
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 CASE_RE = re.compile(r"^[A-Za-z0-9._-]{0,50}$")
+CODE_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # an item code (事项编码)
+# Text shown on a device (names): no control characters or line separators, which the
+# canonical form cannot carry and a spreadsheet or a log would misread.
+TEXT_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"  # the same rule for the API's models
 SEQ_MAX = 2**31 - 1
 TS_MAX = 2**45  # milliseconds: beyond the year 3000
 
@@ -141,14 +146,28 @@ def rating_id(dev: str, seq: int) -> str:
     return f"{dev}:{seq}"
 
 
+def is_text(s, max_len: int) -> bool:
+    return isinstance(s, str) and 0 < len(s) <= max_len and not TEXT_FORBIDDEN.search(s)
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")  # Python's json takes NaN and Infinity; JSON does not
+
+
 def load_json(payload: bytes) -> dict:
     try:
-        msg = json.loads(payload.decode("utf-8"))
+        msg = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
     except (ValueError, UnicodeDecodeError) as e:
         raise Rejected("not_json", str(e)[:80]) from None
     if not isinstance(msg, dict):
         raise Rejected("not_json", "payload is not a JSON object")
     return msg
+
+
+def check_version(msg: dict) -> None:
+    v = msg.get("v")
+    if type(v) is not int or v != VERSION:  # JSON true equals 1 in Python; it is no version
+        raise Rejected("unsupported_version", f"v={str(v)[:20]!r}")
 
 
 def _need(msg: dict, name: str, kind, check=None):
@@ -166,14 +185,15 @@ def _need(msg: dict, name: str, kind, check=None):
 def parse_rating(payload: bytes) -> tuple[Rating, dict]:
     """Schema-check a rating payload. The signature is checked later, with the device's key."""
     msg = load_json(payload)
-    if msg.get("v") != VERSION:
-        raise Rejected("unsupported_version", f"v={msg.get('v')!r}")
+    check_version(msg)
     dev = _need(msg, "dev", str, ID_RE.match)
     seq = _need(msg, "seq", int, lambda n: 1 <= n <= SEQ_MAX)
     level = _need(msg, "level", str, LEVELS.__contains__)
     reason = _need(msg, "reason", list)
     if not all(isinstance(r, str) and r in REASONS for r in reason) or len(reason) > 5:
         raise Rejected("schema", "unknown reason code")
+    if len(set(reason)) != len(reason):
+        raise Rejected("schema", "a reason code given twice")
     if level in BAD_LEVELS:
         if not reason or ("none" in reason and len(reason) > 1):
             raise Rejected("schema", "a bad review needs reason codes, or just 'none'")
@@ -187,3 +207,39 @@ def parse_rating(payload: bytes) -> tuple[Rating, dict]:
     fw = _need(msg, "fw", str, lambda s: 0 < len(s) <= 32 and "\n" not in s)
     sig = _need(msg, "sig", str, lambda s: len(s) == 64)
     return Rating(dev, seq, level, tuple(reason), case, ts, tsync, boot, up, fw, sig), msg
+
+
+# Heartbeat fields (protocol.md section 7): name -> check. Unknown fields are dropped, a
+# known one of the wrong type or size refuses the heartbeat: one device's data must never
+# be able to break a view of all devices.
+RESET_CAUSES = ("power_on", "watchdog", "panic", "soft", "deep_sleep", "brownout", "intended", "unknown")
+MODELS = ("five-button", "tablet")
+U32 = 2**32
+
+
+def _int(lo, hi):
+    return lambda v: type(v) is int and lo <= v < hi
+
+
+HEALTH_FIELDS = {
+    "fw": lambda v: is_text(v, 32), "model": MODELS.__contains__, "ts": _int(0, TS_MAX),
+    "tsync": lambda v: type(v) is bool, "up": _int(0, TS_MAX), "boot": _int(0, SEQ_MAX + 1),
+    "reset": RESET_CAUSES.__contains__, "rssi": _int(-128, 1), "heap_free": _int(0, U32),
+    "heap_block": _int(0, U32), "outbox": _int(0, U32), "oldest_s": _int(0, U32),
+    "reconnects": _int(0, U32), "corrupt": _int(0, U32), "held": _int(0, U32),
+}
+
+
+def parse_health(msg: dict, dev: str) -> dict:
+    """The known, well-formed fields of a heartbeat; raises Rejected for a bad one."""
+    check_version(msg)
+    if msg.get("dev") != dev:
+        raise Rejected("topic_mismatch", "heartbeat for another device")
+    out = {}
+    for name, ok in HEALTH_FIELDS.items():
+        if name in msg:
+            v = msg[name]
+            if not ok(v):
+                raise Rejected("schema", f"heartbeat field {name} is malformed")
+            out[name] = v
+    return out

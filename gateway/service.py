@@ -41,4 +41,7 @@ class Gateway:
             windows = {r["window"] for r in self.ingest.db.query(
                 "select distinct window from devices where state != 'retired'")}
         for w in sorted(windows):
-            self.ingest.publish_session(w)
+            try:
+                self.ingest.publish_session(w)
+            except Exception:  # one window's bad data must not keep the hall's gateway down
+                log.exception("could not push the session of window %s", w)

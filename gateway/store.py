@@ -18,17 +18,22 @@ import sqlite_utils
 from .broker import password_hash
 from .protocol import ID_RE, LEVELS, Rating, Rejected
 
-SCHEMA_VERSION = 1
-
 
 def open_db(path: Path | str) -> sqlite_utils.Database:
+    path = Path(path)
+    # The database holds every device's signing key: only the gateway's user may read it.
+    # SQLite gives the WAL and shared-memory files it makes the database file's mode.
+    path.touch(mode=0o600)
+    for f in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if f.exists() and f.stat().st_mode & 0o077:
+            f.chmod(0o600)
     conn = sqlite3.connect(str(path), timeout=10, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     db = sqlite_utils.Database(conn)
     if str(path) not in _schema_checked:
-        _ensure_schema(db)
+        migrate(db)
         _schema_checked.add(str(path))
     return db
 
@@ -36,46 +41,76 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
 _schema_checked: set[str] = set()
 
 
-def _ensure_schema(db: sqlite_utils.Database) -> None:
-    if "ratings" in db.table_names():
-        return
-    with db.conn:
-        db["devices"].create({
-            "dev": str, "model": str, "window": str, "state": str, "key": str, "pw_hash": str,
-            "prev_key": str, "prev_key_until": float, "fw": str, "created_at": float,
-            "changed_at": float, "online": int, "status_at": float, "health": str, "health_at": float,
-            "sync_at": float, "sync_boot": int, "sync_up": int, "clock_offset": float,
-        }, pk="dev", if_not_exists=True)
-        db["sessions"].create({
-            "id": int, "window": str, "staff_id": str, "staff_name": str,
-            "started_at": float, "ended_at": float,
-        }, pk="id", if_not_exists=True)
-        db["sessions"].create_index(["window", "started_at"], if_not_exists=True)
-        db["cases"].create({
-            "serial": str, "window": str, "staff_id": str, "staff_name": str,
-            "item_code": str, "item_name": str, "items": str, "completed_at": float, "rating_id": str,
-        }, pk="serial", if_not_exists=True)
-        db["cases"].create_index(["window", "completed_at"], if_not_exists=True)
-        db["ratings"].create({
-            "id": str, "dev": str, "seq": int, "level": str, "score": int, "reason": str,
-            "case_no": str, "window": str, "staff_id": str, "staff_name": str,
-            "item_code": str, "item_name": str, "items": str, "tag_source": str,
-            "device_ts": int, "tsync": int, "boot": int, "up": int, "fw": str, "sig": str,
-            "received_at": float, "rated_at": float, "clock": str, "repeat_of": str,
-            "forward_state": str, "forwarded_at": float, "attempts": int,
-            "next_attempt_at": float, "last_error": str, "solo": int,
-        }, pk="id", if_not_exists=True)
-        db["ratings"].create_index(["forward_state", "next_attempt_at"], if_not_exists=True)
-        db["ratings"].create_index(["window", "rated_at"], if_not_exists=True)
-        db["ratings"].create_index(["staff_id", "rated_at"], if_not_exists=True)
-        db["ratings"].create_index(["rated_at"], if_not_exists=True)
-        db["rejections"].create({
-            "id": int, "at": float, "reason": str, "dev": str, "topic": str,
-            "detail": str, "payload": str,
-        }, pk="id", if_not_exists=True)
-        db["rejection_counts"].create({"reason": str, "n": int, "last_at": float}, pk="reason",
-                                      if_not_exists=True)
-        db["meta"].insert({"key": "schema_version", "value": str(SCHEMA_VERSION)}, pk="key", replace=True)
+def _create(db: sqlite_utils.Database) -> None:
+    """Version 1 of the schema: the first release's tables."""
+    db["devices"].create({
+        "dev": str, "model": str, "window": str, "state": str, "key": str, "pw_hash": str,
+        "prev_key": str, "prev_key_until": float, "fw": str, "created_at": float,
+        "changed_at": float, "online": int, "status_at": float, "health": str, "health_at": float,
+        "sync_at": float, "sync_boot": int, "sync_up": int, "clock_offset": float,
+    }, pk="dev", if_not_exists=True)
+    db["sessions"].create({
+        "id": int, "window": str, "staff_id": str, "staff_name": str,
+        "started_at": float, "ended_at": float,
+    }, pk="id", if_not_exists=True)
+    db["sessions"].create_index(["window", "started_at"], if_not_exists=True)
+    db["cases"].create({
+        "serial": str, "window": str, "staff_id": str, "staff_name": str,
+        "item_code": str, "item_name": str, "items": str, "completed_at": float, "rating_id": str,
+    }, pk="serial", if_not_exists=True)
+    db["cases"].create_index(["window", "completed_at"], if_not_exists=True)
+    db["ratings"].create({
+        "id": str, "dev": str, "seq": int, "level": str, "score": int, "reason": str,
+        "case_no": str, "window": str, "staff_id": str, "staff_name": str,
+        "item_code": str, "item_name": str, "items": str, "tag_source": str,
+        "device_ts": int, "tsync": int, "boot": int, "up": int, "fw": str, "sig": str,
+        "received_at": float, "rated_at": float, "clock": str, "repeat_of": str,
+        "forward_state": str, "forwarded_at": float, "attempts": int,
+        "next_attempt_at": float, "last_error": str, "solo": int,
+    }, pk="id", if_not_exists=True)
+    db["ratings"].create_index(["forward_state", "next_attempt_at"], if_not_exists=True)
+    db["ratings"].create_index(["window", "rated_at"], if_not_exists=True)
+    db["ratings"].create_index(["staff_id", "rated_at"], if_not_exists=True)
+    db["ratings"].create_index(["rated_at"], if_not_exists=True)
+    db["rejections"].create({
+        "id": int, "at": float, "reason": str, "dev": str, "topic": str,
+        "detail": str, "payload": str,
+    }, pk="id", if_not_exists=True)
+    db["rejection_counts"].create({"reason": str, "n": int, "last_at": float}, pk="reason",
+                                  if_not_exists=True)
+
+
+def _held(db: sqlite_utils.Database) -> None:
+    """Version 2: a rating can be held for an admin (its ID taken by another rating, or
+    its case completed at another window) instead of being refused."""
+    db.execute("alter table ratings add column held text")
+    db.execute("create index if not exists ratings_held on ratings (held) where held is not null")
+
+
+MIGRATIONS = (_create, _held)  # schema version N is MIGRATIONS[:N]; append, never edit
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(db: sqlite_utils.Database) -> None:
+    """Bring the schema to SCHEMA_VERSION (PRAGMA user_version), each step in its own
+    transaction. A database of the first release (user_version 0, tables present) is at
+    version 1."""
+    conn = db.conn
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0 and "ratings" in db.table_names():
+        version = 1
+    if version > SCHEMA_VERSION:
+        raise RuntimeError(f"the database is at schema version {version}, newer than this gateway's "
+                           f"{SCHEMA_VERSION}: run the newer release")
+    for step in range(version, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS[step](db)
+            conn.execute(f"PRAGMA user_version = {step + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
 
 # -- devices ---------------------------------------------------------------------------
@@ -223,64 +258,87 @@ def latest_case(db, window: str) -> dict | None:
 
 # -- ratings (the ingest path: callers hold the transaction) ----------------------------
 CLOCK_FUTURE_S = 300  # a synced clock this far ahead of arrival is wrong
+CLOCK_PAST_S = 7 * 86400  # a synced clock this far behind, with nothing to back it, is doubted
+CLOCK_AGREE_S = 300  # how far a synced clock may stray from the same boot's sync record
 
 
 def store_rating(db, r: Rating, d: dict, received_at: float) -> tuple[str, dict]:
     """Tag and insert one verified rating, inside the caller's transaction.
-    Returns ("stored"|"duplicate", row).
+    Returns ("stored"|"duplicate", row); row["held"] says why a rating waits for an admin.
 
-    Raises Rejected("replay") when the rating ID exists with other content: a sequence
-    number is never reused by an honest device.
+    A correctly signed rating is never refused: one whose ID is taken by a different
+    rating (a device whose counter went back, or a forger holding its key) is stored
+    under an ID of its own and held, so that neither can erase the other.
     """
-    old = db.conn.execute("select sig from ratings where id = ?", [r.id]).fetchone()
+    held = None
+    rid = r.id
+    old = db.conn.execute("select sig, held from ratings where id = ?", [rid]).fetchone()
+    if old and old[0] != r.sig:
+        held, rid = "seq_taken", f"{r.id}:{r.sig[:16]}"
+        old = db.conn.execute("select sig, held from ratings where id = ?", [rid]).fetchone()
     if old:
-        if old[0] == r.sig:
-            return "duplicate", {"id": r.id}
-        raise Rejected("replay", f"{r.id} already stored with other content")
+        return "duplicate", {"id": rid, "held": old[1]}
     rated_at, clock = rating_time(r, d, received_at)
     row = {
-        "id": r.id, "dev": r.dev, "seq": r.seq, "level": r.level, "score": LEVELS[r.level][1],
+        "id": rid, "dev": r.dev, "seq": r.seq, "level": r.level, "score": LEVELS[r.level][1],
         "reason": ",".join(r.reason), "case_no": r.case, "device_ts": r.ts, "tsync": int(r.tsync),
         "boot": r.boot, "up": r.up, "fw": r.fw, "sig": r.sig, "received_at": received_at,
         "rated_at": rated_at, "clock": clock, "repeat_of": None, "forward_state": "pending",
         "forwarded_at": None, "attempts": 0, "next_attempt_at": received_at, "last_error": None,
     }
     row.update(_tags(db, r, d["window"], rated_at))
+    row["held"] = held or row["held"]
+    if row["held"]:
+        row["forward_state"] = "held"
     db.conn.execute(f"insert into ratings ({', '.join(row)}) values ({', '.join('?' * len(row))})",
                     list(row.values()))
-    if row["tag_source"] == "case" and not row["repeat_of"]:
-        db.conn.execute("update cases set rating_id = ? where serial = ?", [r.id, r.case])
+    if row["tag_source"] == "case" and not row["repeat_of"] and not row["held"]:
+        db.conn.execute("update cases set rating_id = ? where serial = ?", [rid, r.case])
     return "stored", row
 
 
 def rating_time(r: Rating, d: dict, received_at: float) -> tuple[float, str]:
     """When the citizen pressed, and how sure we are: 'device' (the device's synced
     clock), 'corrected' (an unsynced clock placed by the sync record of the same boot),
-    'arrival' (no way to tell; flagged) or 'suspect' (a synced clock in the future)."""
+    'arrival' (no way to tell; flagged) or 'suspect' (a synced clock that cannot be right:
+    in the future, before the device was registered, at odds with its own uptime since
+    the boot's sync, or long past with nothing to back it)."""
+    same_boot = d.get("sync_boot") == r.boot and d.get("sync_at") is not None
+    corrected = d["sync_at"] + (r.up - d["sync_up"]) / 1000 if same_boot else None
     if r.tsync:
-        if r.ts / 1000 > received_at + CLOCK_FUTURE_S:
+        ts = r.ts / 1000
+        if corrected is not None:
+            if abs(ts - corrected) > CLOCK_AGREE_S:
+                return min(corrected, received_at), "suspect"
+        elif ts < received_at - CLOCK_PAST_S:
             return received_at, "suspect"
-        return r.ts / 1000, "device"
-    if d.get("sync_boot") == r.boot and d.get("sync_at") is not None:
-        return d["sync_at"] + (r.up - d["sync_up"]) / 1000, "corrected"
+        if ts > received_at + CLOCK_FUTURE_S or ts < (d.get("created_at") or 0) - CLOCK_FUTURE_S:
+            return received_at, "suspect"
+        return ts, "device"
+    if corrected is not None:
+        return corrected, "corrected"
     return received_at, "arrival"
 
 
 def _tags(db, r: Rating, window: str, at: float) -> dict:
     """Window, staff, case and item for a rating: from the case the device showed, else
-    from the session active at the window when the citizen pressed."""
+    from the session active at the window when the citizen pressed. A case completed at
+    another window is never the device's to rate: the rating is held, the case untouched."""
+    held = None
     if r.case:
         c = _one(db, "select * from cases where serial = ?", [r.case])
-        if c:
+        if c and c["window"] == window:
             repeat = c["rating_id"] if c["rating_id"] and c["rating_id"] != r.id else None
             return {"window": c["window"], "staff_id": c["staff_id"], "staff_name": c["staff_name"],
                     "item_code": c["item_code"], "item_name": c["item_name"], "items": c["items"],
-                    "tag_source": "case", "repeat_of": repeat,
+                    "tag_source": "case", "repeat_of": repeat, "held": None,
                     "forward_state": "repeat" if repeat else "pending"}
+        if c:
+            held = "foreign_case"
     s = session_at(db, window, at)
+    source = "foreign_case" if held else ("unknown_case" if r.case else "session") if s else "none"
     return {"window": window, "staff_id": s and s["staff_id"], "staff_name": s and s["staff_name"],
-            "item_code": None, "item_name": None, "items": None,
-            "tag_source": ("unknown_case" if r.case else "session") if s else "none"}
+            "item_code": None, "item_name": None, "items": None, "tag_source": source, "held": held}
 
 
 REJECTION_DETAILS_KEPT = 10_000  # counts are kept forever, details of the newest only
@@ -308,4 +366,10 @@ def forward_counts(db) -> dict[str, int]:
 
 
 def health_json(row: dict) -> dict | None:
-    return json.loads(row["health"]) if row.get("health") else None
+    """The device's last heartbeat; None for a row no view can show (stored by an older
+    release, or edited by hand): one device's data never breaks a list of all of them."""
+    try:
+        h = json.loads(row["health"], parse_constant=lambda _: None) if row.get("health") else None
+    except ValueError:
+        return None
+    return h if isinstance(h, dict) else None

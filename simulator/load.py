@@ -53,7 +53,7 @@ class LoadDevice:
             "v": 1, "dev": self.dev, "fw": "load", "model": "five-button", "ts": int(time.time() * 1000),
             "tsync": True, "up": int((time.monotonic() - self.started) * 1000), "boot": self.boot,
             "reset": "power_on", "rssi": -55, "heap_free": 60000, "heap_block": 30000,
-            "outbox": len(self.sent), "oldest_s": 0, "reconnects": 0, "corrupt": 0, "rejected": 0}), qos=0)
+            "outbox": len(self.sent), "oldest_s": 0, "reconnects": 0, "corrupt": 0, "held": 0}), qos=0)
 
     def rating_payload(self) -> tuple[int, bytes]:
         self.seq += 1

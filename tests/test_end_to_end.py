@@ -143,7 +143,7 @@ def test_bad_input_is_rejected_counted_and_good_ratings_still_pass(hall):
         (as_device, t, json.dumps({"v": 1, "dev": dev}).encode()),
         (as_device, t, json.dumps(rating(seq="902")).encode()),
         (as_device, t, json.dumps(forged).encode()),
-        (as_device, t, json.dumps(replay).encode()),  # a used seq with other content
+        (as_device, t, json.dumps(replay).encode()),  # a used seq with other content: held
         (as_device, t, json.dumps(original).encode()),  # the very same rating again: harmless
         (as_device, t, json.dumps(rating(v=2)).encode()),
         (as_gateway, protocol.topic(hall.cfg.hall, "pj-9999", "rating"),
@@ -154,7 +154,7 @@ def test_bad_input_is_rejected_counted_and_good_ratings_still_pass(hall):
     for client, topic, payload in sends:
         client.publish(topic, payload, qos=1).wait_for_publish(5)
 
-    want = {"not_json": 1, "schema": 2, "bad_signature": 1, "replay": 1, "unsupported_version": 1,
+    want = {"not_json": 1, "schema": 2, "bad_signature": 1, "unsupported_version": 1,
             "unknown_device": 1, "topic_mismatch": 1}
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -164,10 +164,15 @@ def test_bad_input_is_rejected_counted_and_good_ratings_still_pass(hall):
         time.sleep(0.1)
     assert counts == want
     recent = api.get("/api/v1/rejections").json()["recent"]
-    assert {r["reason"] for r in recent} == set(want) and all(r["detail"] is not None for r in recent)
+    assert {r["reason"] for r in recent} == set(want) and all(r["detail"] for r in recent)
     state = api.get("/api/v1/gateway").json()
     assert state["ingest_since_start"]["duplicate"] == 1
-    assert state["ratings"] == 1  # nothing forged, replayed or repeated was stored
+    # nothing forged or repeated was stored; the signed rating with a used seq is held
+    # under an ID of its own, and the original is untouched
+    assert state["ratings"] == 2 and state["ingest_since_start"]["held:seq_taken"] == 1
+    held = hall.stored_rows()[f"{good['id']}:{replay['sig'][:16]}"]
+    assert (held["held"], held["forward_state"], held["level"]) == ("seq_taken", "held", "very_satisfied")
+    assert hall.stored_rows()[good["id"]]["sig"] == stored["sig"]
     assert hall.gateway.poll() is None
     for c in (as_device, as_gateway):
         c.loop_stop()

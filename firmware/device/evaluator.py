@@ -23,7 +23,7 @@ SEND_WINDOW = 8  # ratings published and awaiting the application ack at one tim
 RESEND_MS = 5000  # resend a rating not acked within this, doubling up to RESEND_MAX_MS
 RESEND_MAX_MS = 60000
 HEARTBEAT_S = 60
-PERMANENT_REJECTIONS = ("replay",)  # the only rejection the gateway answers (protocol.md)
+DROP_ON = ("stored", "duplicate", "held")  # acks that say the gateway has the rating
 INTENT_FILE = "reboot.intent"  # written before a reboot the device chose, read at boot
 UI_TICK_MS = 5000  # the UI task checks in at least this often while waiting for a press
 
@@ -58,7 +58,7 @@ class Evaluator:
         self.sent = {}  # seq -> [ticks sent, resend interval]
         self.wake = asyncio.Event()
         self.reconnects = 0
-        self.rejected = 0
+        self.held = 0  # ratings the gateway stored but holds for an admin, since boot
         self.time_req = 0
         host = cfg["broker"][0]
         if not _is_ipv4(host):
@@ -297,13 +297,13 @@ class Evaluator:
     def on_ack(self, msg):
         seq = msg.get("seq")
         status = msg.get("status")
-        if not isinstance(seq, int):
-            return
-        if status == "rejected" and msg.get("reason") not in PERMANENT_REJECTIONS:
-            return  # e.g. a key mismatch: keep the rating until provisioning is fixed
-        if status == "rejected":
-            self.rejected += 1
-            self.board.event("rejected", seq=seq, reason=msg.get("reason"))
+        if not isinstance(seq, int) or status not in DROP_ON:
+            return  # whatever else it says, the rating stays until the gateway has it
+        if status == "held":
+            self.held += 1
+            self.board.event("held", seq=seq, reason=msg.get("reason"))
+            if msg.get("reason") == "seq_taken":
+                self.counters.skip_past(seq)
         self.sent.pop(seq, None)
         if self.outbox.ack(seq):
             self.board.event("acked", seq=seq, status=status)
@@ -336,7 +336,7 @@ class Evaluator:
             "up": self.uptime(), "boot": self.counters.boot, "reset": self.reset,
             "rssi": self.board.rssi(), "heap_free": free, "heap_block": block,
             "outbox": self.outbox.depth(), "oldest_s": age, "reconnects": self.reconnects - 1,
-            "corrupt": self.outbox.corrupt, "rejected": self.rejected, "tsync": self.tsync,
+            "corrupt": self.outbox.corrupt, "held": self.held, "tsync": self.tsync,
             "ts": self.board.time()}), 0)
 
     async def heartbeat(self):

@@ -11,29 +11,32 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, model_validator
 
 from .. import store
+from ..protocol import TEXT_PATTERN
 from . import deps
 
 router = APIRouter(prefix="/api/v1", tags=["hall"])
 
 NAME = r"^[A-Za-z0-9_-]{1,32}$"
+CODE = r"^[A-Za-z0-9._-]{1,64}$"
 WindowPath = Annotated[str, Path(pattern=NAME, description="the window, e.g. W01")]
 
 
 class SignIn(BaseModel):
     staff_id: str = Field(pattern=NAME, description="工号, the staff ID")
-    staff_name: str = Field(min_length=1, max_length=32, description="the staff member's name")
+    staff_name: str = Field(min_length=1, max_length=32, pattern=TEXT_PATTERN,
+                            description="the staff member's name; no control characters")
 
 
 class Item(BaseModel):
-    code: str = Field(min_length=1, max_length=64, description="事项编码")
-    name: str = Field(min_length=1, max_length=100, description="事项名称")
+    code: str = Field(pattern=CODE, description="事项编码")
+    name: str = Field(min_length=1, max_length=100, pattern=TEXT_PATTERN, description="事项名称")
 
 
 class Case(BaseModel):
     serial: str = Field(pattern=r"^[A-Za-z0-9._-]{1,50}$", description="办件流水号, the case serial number")
     window: str = Field(pattern=NAME)
-    item_code: str | None = Field(None, min_length=1, max_length=64)
-    item_name: str | None = Field(None, min_length=1, max_length=100)
+    item_code: str | None = Field(None, pattern=CODE)
+    item_name: str | None = Field(None, min_length=1, max_length=100, pattern=TEXT_PATTERN)
     items: list[Item] | None = Field(None, min_length=1, max_length=20,
                                      description="a batch case: several items under one serial number, rated once")
 
