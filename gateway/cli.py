@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import json
 import logging
 import sys
 from pathlib import Path
+
+LOG_FILE_BYTES = 5_000_000  # a log file rolls over at this size, keeping LOG_FILE_KEPT old ones
+LOG_FILE_KEPT = 3
 
 
 def _command(module: str):
@@ -59,12 +63,18 @@ def _init(args) -> int:
         print(f"{path}/gateway.json exists; leaving it as it is", file=sys.stderr)
         cfg = Config.load(path)
     else:
+        try:
+            ipaddress.ip_address(args.broker_host)
+        except ValueError:
+            raise SystemExit(f"--broker-host must be an IP address (devices do no DNS; the broker's "
+                             f"certificate names it): {args.broker_host!r}") from None
         cfg = Config(home=path, hall=args.hall, broker_host=args.broker_host, broker_port=args.broker_port,
-                     api_port=args.api_port, platform_url=args.platform_url)
+                     local_port=args.local_port, api_port=args.api_port, platform_url=args.platform_url)
         cfg.save()
     db = store.open_db(cfg.db_path)
     Broker(cfg).write_config(store.device_hashes(db))
-    print(f"hall {cfg.hall} at {path}: broker config {cfg.broker_dir}/mosquitto.conf, API {cfg.api_url}")
+    print(f"hall {cfg.hall} at {path}: broker config {cfg.broker_dir}/mosquitto.conf"
+          f"{', hall CA ' + str(cfg.tls_dir / 'ca.crt') if cfg.broker_tls else ''}, API {cfg.api_url}")
     return 0
 
 
@@ -85,7 +95,9 @@ def _broker(args) -> int:
     broker = Broker(cfg)
     broker.write_config(store.device_hashes(store.open_db(cfg.db_path)))
     proc = broker.start()
-    print(f"mosquitto listening on {cfg.broker_host}:{cfg.broker_port} (pid {proc.pid})", file=sys.stderr)
+    print(f"mosquitto listening on {cfg.broker_host}:{cfg.broker_port} for devices"
+          f"{' (TLS)' if cfg.broker_tls else ''} and 127.0.0.1:{cfg.local_port} for the gateway (pid {proc.pid})",
+          file=sys.stderr)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -152,11 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
     gi = home(gsub.add_parser("init", help="create a hall's home folder and settings"))
     gi.add_argument("--hall", default="hall1")
     gi.add_argument("--broker-host", default="127.0.0.1", help="the address devices reach the broker at")
-    gi.add_argument("--broker-port", type=int, default=1883)
+    gi.add_argument("--broker-port", type=int, default=8883, help="the devices' listener (MQTT over TLS)")
+    gi.add_argument("--local-port", type=int, default=1883, help="the gateway's listener, on loopback only")
     gi.add_argument("--api-port", type=int, default=8080)
     gi.add_argument("--platform-url", default="http://127.0.0.1:8090")
     gi.set_defaults(func=_init)
-    home(gsub.add_parser("run", help="run ingest, forwarder and API")).set_defaults(func=_run)
+    gr = home(gsub.add_parser("run", help="run ingest, forwarder and API"))
+    gr.add_argument("--log-file", help=f"log here, rolling over at {LOG_FILE_BYTES // 1_000_000} MB "
+                                       f"and keeping {LOG_FILE_KEPT} old files (default: standard error)")
+    gr.set_defaults(func=_run)
     home(gsub.add_parser("broker", help="run the hall's Mosquitto")).set_defaults(func=_broker)
 
     gd = gsub.add_parser("device", help="the device registry (through the running gateway)")
@@ -258,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     bf.add_argument("--home", default=None)
     bf.set_defaults(func=_command("simulator.bench.firmware"))
 
+    bfl = bsub.add_parser("flood", help="a stolen login floods the hall: memory, and honest ratings meanwhile")
+    bfl.add_argument("--seconds", type=float, default=20, help="length of each flood (QoS 0, then QoS 1)")
+    bfl.add_argument("--size", type=int, default=4000, help="bytes per garbage message")
+    bfl.add_argument("--baseline", type=int, default=5, help="ratings timed before the flood")
+    bfl.add_argument("--home", default=None)
+    bfl.set_defaults(func=_command("simulator.bench.flood"))
     bd = bsub.add_parser("drain", help="forwarding after a platform outage: delivered, duplicates, drain rate")
     bd.add_argument("--ratings", type=int, default=100000)
     bd.add_argument("--rate", type=float, default=1000, help="records/s the returning platform accepts (R)")
@@ -272,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--port", type=int, default=8090)
     ps.add_argument("--profile", default="national", help="province profile: national, provincial or a path")
     ps.add_argument("--app-key", default="pingjia")
-    ps.add_argument("--app-secret", required=True, help="the secret the gateway signs requests with")
+    ps.add_argument("--app-secret-file", help="a file holding the secret the gateway signs requests with "
+                    "(or set PINGJIA_PLATFORM_SECRET; never on the command line, where `ps` shows it)")
     ps.add_argument("--rate", type=float, default=None, help="records/s it accepts (default: the profile's)")
     ps.add_argument("--error-rate", type=float, default=0, help="share of requests answered 503")
     ps.add_argument("--latency-ms", type=float, default=0)
@@ -288,7 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    handlers = None
+    if getattr(args, "log_file", None):
+        from logging.handlers import RotatingFileHandler
+
+        handlers = [RotatingFileHandler(args.log_file, maxBytes=LOG_FILE_BYTES, backupCount=LOG_FILE_KEPT,
+                                        encoding="utf-8")]
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=handlers,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the rest
     return args.func(args) or 0

@@ -2,7 +2,8 @@
 
     home/gateway.json   settings, written once by `pingjia gateway init`
     home/gateway.db     ratings, devices, sessions, cases, rejections (SQLite, WAL)
-    home/broker/        the generated Mosquitto configuration, its data and its log
+    home/broker/        the generated Mosquitto configuration, its data, certificate and log
+    home/tls/           the hall's certificate authority (tls.py)
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ from pathlib import Path
 class Config:
     home: Path
     hall: str = "hall1"
+    # The devices' listener: the broker's address on the hall network (an IP address,
+    # which its certificate names), MQTT over TLS unless broker_tls is false.
     broker_host: str = "127.0.0.1"
-    broker_port: int = 1883
+    broker_port: int = 8883
+    broker_tls: bool = True
+    # The gateway's own listener: plain MQTT on loopback, for processes on this host.
+    local_port: int = 1883
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     gateway_user: str = "gateway"
     gateway_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # the admins': everything
+    # the hall business system's: staff sign-in and sign-out and completed cases, nothing else
+    business_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     platform_url: str = "http://127.0.0.1:8090"  # empty: forwarding off
     platform_profile: str = "national"  # gateway/profiles/NAME.json, or a path to one
     platform_app_key: str = "pingjia"
@@ -46,6 +54,10 @@ class Config:
     @property
     def broker_dir(self) -> Path:
         return self.home / "broker"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
 
     @property
     def api_url(self) -> str:

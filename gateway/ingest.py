@@ -2,8 +2,9 @@
 
 paho's network thread only queues what arrives. A writer thread takes the queued
 messages, as many as the broker's in-flight window (Mosquitto sends the gateway at most
-that many unacked QoS 1 messages; 20 by default), handles them in one SQLite transaction, commits (one fsync for the
-group), and only then sends each device its application ack and the broker its PUBACK.
+that many unacked QoS 1 messages: inflight_window, 100 by default), handles them in one
+SQLite transaction, commits (one fsync for the group), and only then sends each device
+its application ack and the broker its PUBACK.
 paho runs with manual_ack and a persistent session, so a message the gateway did not get
 to commit (crash, kill -9) is redelivered by the broker, and the device resends anything
 it was never application-acked for.
@@ -29,6 +30,32 @@ from .protocol import Rejected
 log = logging.getLogger("pingjia.ingest")
 
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+QUEUE_QOS0_MAX = 2000  # messages waiting for the writer, above which QoS 0 ones are dropped
+
+
+class LimitedLog:
+    """At most PER_MINUTE lines a minute, then one line saying how many were left out: a
+    flood of garbage is counted in the database, and must not fill the disk with a log."""
+
+    PER_MINUTE = 30
+
+    def __init__(self, logger: logging.Logger):
+        self.logger = logger
+        self.minute = 0
+        self.written = 0
+        self.skipped = 0
+
+    def warning(self, fmt: str, *args) -> None:
+        minute = int(time.monotonic() // 60)
+        if minute != self.minute:
+            if self.skipped:
+                self.logger.warning("%d more such lines in the last minute left out of the log", self.skipped)
+            self.minute, self.written, self.skipped = minute, 0, 0
+        if self.written < self.PER_MINUTE:
+            self.written += 1
+            self.logger.warning(fmt, *args)
+        else:
+            self.skipped += 1
 
 
 class Ingest:
@@ -41,13 +68,14 @@ class Ingest:
         self.lock = threading.RLock()  # guards self.db: the writer and the API's session pushes
         self.connected = threading.Event()
         self._devices: dict[str, dict] = {}  # cache of device rows; see forget()
+        self._log = LimitedLog(log)  # what a flood of bad messages may write to the log
         self._queue: collections.deque = collections.deque()
         self.group = cfg.inflight_window  # messages per transaction
         self.group_wait = cfg.group_wait_ms / 1000
         self._cv = threading.Condition()
         self._stopping = False
         self._writer = threading.Thread(target=self._write_loop, name="ingest-writer", daemon=True)
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"pingjia-gateway-{cfg.hall}",
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cfg.gateway_user,
                         clean_session=False, manual_ack=True)
         c.username_pw_set(cfg.gateway_user, cfg.gateway_password)
         c.will_set(self._gateway_status_topic, protocol.encode({"v": 1, "state": "offline"}), qos=1, retain=True)
@@ -66,7 +94,7 @@ class Ingest:
 
     def start(self) -> None:
         self._writer.start()
-        self.client.connect_async(self.cfg.broker_host, self.cfg.broker_port, keepalive=30)
+        self.client.connect_async("127.0.0.1", self.cfg.local_port, keepalive=30)
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -103,7 +131,7 @@ class Ingest:
                           (f"{root}/time/req", 0), (f"{root}/cmd/reply", 1), (DROPPED_TOPIC, 0)])
         client.publish(self._gateway_status_topic, protocol.encode({"v": 1, "state": "online"}), qos=1, retain=True)
         self.connected.set()
-        log.info("connected to the broker at %s:%s", self.cfg.broker_host, self.cfg.broker_port)
+        log.info("connected to the broker at 127.0.0.1:%s", self.cfg.local_port)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         self.connected.clear()
@@ -117,6 +145,12 @@ class Ingest:
                 pass
             return
         with self._cv:
+            if msg.qos == 0 and len(self._queue) >= QUEUE_QOS0_MAX:
+                # A QoS 1 message waits for its PUBACK, so the broker sends at most its
+                # in-flight window of them; QoS 0 (heartbeats, time requests, a flood)
+                # has no such brake. Drop it, counted: no rating depends on one.
+                self.counts["dropped_qos0"] += 1
+                return
             self._queue.append(msg)
             if len(self._queue) == 1 or len(self._queue) >= self.group:
                 self._cv.notify()
@@ -239,7 +273,7 @@ class Ingest:
         held = row["held"]
         if held and status == "stored":
             self.counts[f"held:{held}"] += 1
-            log.warning("holding rating %s for an admin: %s", row["id"], held)
+            self._log.warning("holding rating %s for an admin: %s", row["id"], held)
         actions = [lambda: self._ack(d, r.seq, "held" if held else status, held)]
         if status == "stored":
             if row["tag_source"] == "case" and not row["repeat_of"] and not held:
@@ -262,7 +296,7 @@ class Ingest:
 
     def _reject(self, reason, dev, topic, payload, detail, now) -> list:
         self.counts[f"rejected:{reason}"] += 1
-        log.warning("rejected a message on %s: %s %s", topic[:100], reason, detail)
+        self._log.warning("rejected a message on %r: %s %s", topic[:100], reason, detail)
         store.record_rejection(self.db, reason, dev, topic, detail, payload, now)
         return []
 

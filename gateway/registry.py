@@ -4,7 +4,7 @@ ingest's view of the device."""
 
 from __future__ import annotations
 
-from . import store
+from . import store, tls
 from .broker import Broker
 from .config import Config
 
@@ -53,9 +53,14 @@ class Registry:
         return self.device_config(creds)
 
     def device_config(self, creds: dict) -> dict:
-        """What goes into the device's config.json."""
-        return {**creds, "user": creds["dev"], "hall": self.cfg.hall,
-                "broker": [self.cfg.broker_host, self.cfg.broker_port]}
+        """What goes into the device's config.json: with TLS on, the hall CA the device
+        checks the broker against."""
+        out = {**creds, "user": creds["dev"], "hall": self.cfg.hall,
+               "broker": [self.cfg.broker_host, self.cfg.broker_port]}
+        if self.cfg.broker_tls:
+            tls.ensure_ca(self.cfg.tls_dir, self.cfg.hall)
+            out["ca"] = tls.ca_der_b64(self.cfg.tls_dir)
+        return out
 
     def _sync_broker(self) -> None:
         broker = Broker(self.cfg)

@@ -16,7 +16,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .broker import password_hash
-from .protocol import ID_RE, LEVELS, Rating, Rejected
+from .protocol import ID_RE, LEVELS, Rating
 
 
 def open_db(path: Path | str) -> sqlite_utils.Database:

@@ -63,7 +63,10 @@ class VirtualDevice:
         self._powered = False
         self.flash.mkdir(parents=True, exist_ok=True)
         self._flash_firmware()
-        (self.flash / "config.json").write_text(json.dumps(self.config))
+        cfg = self.flash / "config.json"  # the device's key and password: its owner's only
+        cfg.touch(mode=0o600)
+        cfg.chmod(0o600)
+        cfg.write_text(json.dumps(self.config))
         font.write(self.flash / "font.bin")
 
     def _flash_firmware(self) -> None:

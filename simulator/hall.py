@@ -5,6 +5,7 @@ stand-in driving sessions and cases. The demo and the end-to-end tests both use 
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import socket
@@ -38,6 +39,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def let_broker_through(home: Path) -> None:
+    """The broker runs as its own user (never root): make the folders down to a temporary
+    home passable for it (o+x lets it through without listing them)."""
+    home.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        for d in (home, *home.resolve().parents):
+            mode = d.stat().st_mode
+            if d.owner() == "root" and not mode & 0o001:
+                d.chmod(mode | 0o001)
+
+
+def local_config(home: Path, hall: str, **settings) -> Config:
+    """Settings for a hall on this machine: free ports for the devices' TLS listener, the
+    gateway's loopback listener and the API."""
+    home = Path(home)
+    let_broker_through(home)
+    return Config(home=home, hall=hall, broker_port=free_port(), local_port=free_port(), api_port=free_port(),
+                  **settings)
+
+
 def wait_until(check, timeout: float, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -54,9 +75,11 @@ def wait_until(check, timeout: float, interval: float = 0.05, what: str = "condi
 
 def start_gateway(cfg: Config) -> subprocess.Popen:
     """`pingjia gateway run` in its own process (so it can be kill -9'ed), logging to
-    home/gateway.log; returns once it is connected to its broker."""
-    log = open(cfg.home / "gateway.log", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "gateway", "run", "--home", str(cfg.home)],
+    home/gateway.log (what escapes logging, to gateway.out); returns once it is connected
+    to its broker."""
+    log = open(cfg.home / "gateway.out", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "gateway", "gateway", "run", "--home", str(cfg.home),
+                             "--log-file", str(cfg.home / "gateway.log")],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     wait_until(lambda: httpx.get(f"{cfg.api_url}/api/v1/health", timeout=1).json()["broker_connected"],
@@ -70,8 +93,9 @@ def start_platform_sim(cfg: Config, port: int, *options: str) -> subprocess.Pope
     log = open(cfg.home / "platform.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "platform-sim", "--port", str(port), "--profile", cfg.platform_profile,
-         "--app-key", cfg.platform_app_key, f"--app-secret={cfg.platform_app_secret}", *options],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+         "--app-key", cfg.platform_app_key, *options],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "PINGJIA_PLATFORM_SECRET": cfg.platform_app_secret})  # not in argv: `ps` shows that
     log.close()
     wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200,
                20, what="the platform stand-in")
@@ -89,8 +113,7 @@ class Hall:
         self.device_config = device_config or {}  # e.g. a shorter min_gap_ms for a benchmark
         self.n_devices = devices
         self.rng = random.Random(seed)
-        self.cfg = Config(home=self.home, hall=hall, broker_port=free_port(), api_port=free_port(),
-                          platform_profile=profile,
+        self.cfg = local_config(self.home, hall, platform_profile=profile,
                           platform_settings={"area_code": "440304", "dept_code": "11440304MB2C00001X"})
         self.platform_faults: list[str] = []  # extra platform-sim options, e.g. ["--error-rate", "0.3"]
         self.platform_port = free_port()
@@ -124,7 +147,7 @@ class Hall:
         self.broker.start()
         self.start_platform()
         self.start_gateway()
-        self.business = Business(self.cfg.api_url, self.cfg.api_token, seed=self.rng.randrange(1 << 30))
+        self.business = Business(self.cfg.api_url, self.cfg.business_token, seed=self.rng.randrange(1 << 30))
         for i, window in enumerate(sorted(set(self.windows.values()))):
             staff = STAFF[i % len(STAFF)]
             staff = (f"{staff[0]}{i // len(STAFF) or ''}", staff[1])

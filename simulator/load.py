@@ -6,8 +6,10 @@ acks, status and heartbeats). For the scale that MicroPython processes cannot re
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import random
+import ssl
 import time
 
 from gateway import protocol
@@ -40,9 +42,9 @@ class LoadDevice:
     def topic(self, leaf: str) -> str:
         return protocol.topic(self.hall, self.dev, leaf)
 
-    async def connect(self, host: str, port: int) -> None:
+    async def connect(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.conn = await MQTTLite.connect(
-            host, port, client_id=self.dev, user=self.creds["user"], password=self.creds["password"], keepalive=60,
+            host, port, tls=tls, client_id=self.dev, user=self.creds["user"], password=self.creds["password"], keepalive=60,
             will=(self.topic("status"), b'{"v":1,"state":"offline"}', 1, True), on_message=self._message)
         self.conn.subscribe([(self.topic("ack"), 0), (self.topic("session"), 1)])
         self.conn.publish(self.topic("status"), b'{"v":1,"state":"online","fw":"load"}', 1, retain=True)
@@ -88,6 +90,8 @@ class Fleet:
     def __init__(self, creds: list[dict], host: str, port: int, window: int = 20):
         self.devices = [LoadDevice(c, window) for c in creds]
         self.host, self.port = host, port
+        ca = creds[0].get("ca") if creds else None  # one hall, one CA
+        self.tls = ssl.create_default_context(cadata=base64.b64decode(ca)) if ca else None
 
     async def connect(self, concurrency: int = 100) -> float:
         """Connect every device, a bounded number at a time (the broker's listen backlog
@@ -99,7 +103,7 @@ class Fleet:
             async with gate:
                 for attempt in range(5):
                     try:
-                        await d.connect(self.host, self.port)
+                        await d.connect(self.host, self.port, self.tls)
                         return
                     except (OSError, asyncio.TimeoutError):
                         await asyncio.sleep(0.2 * (attempt + 1) * random.random())

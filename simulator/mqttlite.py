@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, PINGREQ, PINGRESP, DISCONNECT = 1, 2, 3, 4, 8, 9, 12, 13, 14
@@ -44,11 +45,13 @@ class MQTTLite(asyncio.Protocol):
         self.closed = asyncio.Event()
 
     @classmethod
-    async def connect(cls, host: str, port: int, timeout: float = 10.0, **kw) -> "MQTTLite":
+    async def connect(cls, host: str, port: int, timeout: float = 10.0, tls: ssl.SSLContext | None = None,
+                      **kw) -> "MQTTLite":
         loop = asyncio.get_running_loop()
         self = cls(**kw)
         self.connack = loop.create_future()
-        await asyncio.wait_for(loop.create_connection(lambda: self, host, port), timeout)
+        await asyncio.wait_for(loop.create_connection(lambda: self, host, port, ssl=tls,
+                                                      server_hostname=host if tls else None), timeout)
         rc = await asyncio.wait_for(self.connack, timeout)
         if rc != 0:
             self.transport.close()

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -145,12 +147,21 @@ def create_app(profile: Profile, app_key: str, app_secret: str, rate: float | No
     return app
 
 
+SECRET_ENV = "PINGJIA_PLATFORM_SECRET"
+
+
 def serve(args) -> int:
     import uvicorn
 
     faults = Faults(error_rate=args.error_rate, latency_ms=args.latency_ms, timeout_rate=args.timeout_rate,
                     lost_reply_rate=args.lost_reply_rate, dup_reply_rate=args.dup_reply_rate, drop_rate=args.drop_rate,
                     outage_s=args.outage_s)
-    app = create_app(Profile.load(args.profile), args.app_key, args.app_secret, args.rate, faults, args.seed)
+    if args.app_secret_file:
+        secret = Path(args.app_secret_file).read_text().strip()
+    elif os.environ.get(SECRET_ENV):
+        secret = os.environ[SECRET_ENV]
+    else:
+        raise SystemExit(f"give the gateway's platform secret in a file (--app-secret-file) or in {SECRET_ENV}")
+    app = create_app(Profile.load(args.profile), args.app_key, secret, args.rate, faults, args.seed)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
     return 0

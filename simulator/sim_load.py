@@ -17,18 +17,17 @@ from pathlib import Path
 
 from gateway import store
 from gateway.broker import Broker
-from gateway.config import Config
 from gateway.registry import Registry
 
 from . import say
 from .bench.ingest import rss_mb
-from .hall import free_port, start_gateway
+from .hall import local_config, start_gateway
 from .load import Fleet, percentile
 
 
 async def run(args) -> dict:
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="pingjia-load-"))
-    cfg = Config(home=home, hall="load", broker_port=free_port(), api_port=free_port(), platform_url="")
+    cfg = local_config(home, "load", platform_url="")
     cfg.save()
     db = store.open_db(cfg.db_path)
     say(f"registering {args.devices} devices in {home} ...")

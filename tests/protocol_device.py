@@ -4,13 +4,33 @@ needs exact control of what a device says (timestamps, clocks, repeats)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import queue
+import ssl
 import time
 
 import paho.mqtt.client as mqtt
 
 from gateway import protocol
+from gateway.config import Config
+
+
+def tls_context(ca_b64: str) -> ssl.SSLContext:
+    """What a device checks the broker with: the hall CA from its config (base64 DER)."""
+    return ssl.create_default_context(cadata=base64.b64decode(ca_b64))
+
+
+def login(cfg: Config, user: str, password: str, client_id: str = "") -> tuple[mqtt.Client, str, int]:
+    """A paho client for a login, and where it connects: the gateway's login to the
+    loopback listener, any other to the devices' TLS listener."""
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"t-{user}-{time.monotonic_ns()}")
+    c.username_pw_set(user, password)
+    if user == cfg.gateway_user:
+        return c, "127.0.0.1", cfg.local_port
+    if cfg.broker_tls:
+        c.tls_set_context(ssl.create_default_context(cafile=str(cfg.tls_dir / "ca.crt")))
+    return c, cfg.broker_host, cfg.broker_port
 
 
 class ProtocolDevice:
@@ -24,6 +44,8 @@ class ProtocolDevice:
         self.connected = None
         c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.dev)
         c.username_pw_set(creds["user"], creds["password"])
+        if creds.get("ca"):
+            c.tls_set_context(tls_context(creds["ca"]))
         c.on_connect = self._on_connect
         c.on_message = self._on_message
         c.connect(host, port)

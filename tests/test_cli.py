@@ -3,6 +3,7 @@ started by its own command, and the CLI talking to the gateway's API."""
 
 import json
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -11,17 +12,19 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from simulator.hall import free_port, wait_until
+from simulator.hall import free_port, let_broker_through, wait_until
 
 
 def pingjia(*args):
     return subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=60)
 
 
-def connect(port, user, password):
+def connect(home, port, user, password):
+    """A device's login on the devices' listener, checking the broker against the hall CA."""
     result = {}
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{user}-{time.monotonic_ns()}")
     c.username_pw_set(user, password)
+    c.tls_set_context(ssl.create_default_context(cafile=str(home / "tls" / "ca.crt")))
     c.on_connect = lambda cl, u, f, rc, p: result.setdefault("rc", rc)
     c.connect("127.0.0.1", port)
     c.loop_start()
@@ -36,9 +39,10 @@ def connect(port, user, password):
 @pytest.fixture
 def hall_home(tmp_path):
     home = tmp_path / "hall"
+    let_broker_through(home)
     bport, aport = free_port(), free_port()
     r = pingjia("gateway", "init", "--home", str(home), "--hall", "h1", "--broker-port", str(bport),
-                "--api-port", str(aport))
+                "--local-port", str(free_port()), "--api-port", str(aport))
     assert r.returncode == 0, r.stderr
     procs = [subprocess.Popen([sys.executable, "-m", "gateway", "gateway", cmd, "--home", str(home)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for cmd in ("broker", "run")]
@@ -60,9 +64,9 @@ def test_init_add_device_and_the_broker_admits_exactly_that_device(hall_home, tm
     creds = json.loads(r.stdout)
     assert creds["dev"] == "pj-0007" and len(creds["key"]) == 64 and creds["broker"] == ["127.0.0.1", port]
     assert "shown only now" in r.stderr
-    assert wait_until(lambda: connect(port, "pj-0007", creds["password"]) == 0, 5, what="the broker to reload")
-    assert connect(port, "pj-0007", "wrong").is_failure
-    assert connect(port, "pj-0008", creds["password"]).is_failure
+    assert wait_until(lambda: connect(home, port, "pj-0007", creds["password"]) == 0, 5, what="the broker to reload")
+    assert connect(home, port, "pj-0007", "wrong").is_failure
+    assert connect(home, port, "pj-0008", creds["password"]).is_failure
 
     out = tmp_path / "flash" / "config.json"
     r = pingjia("gateway", "device", "add", "--home", str(home), "pj-0008", "--window", "W08", "--out", str(out))
@@ -79,10 +83,10 @@ def test_init_add_device_and_the_broker_admits_exactly_that_device(hall_home, tm
     assert bad.returncode != 0 and "error 422" in bad.stderr
 
     rotated = json.loads(pingjia("gateway", "device", "rotate", "--home", str(home), "pj-0007").stdout)
-    assert wait_until(lambda: connect(port, "pj-0007", creds["password"]).is_failure, 5, what="the old password to die")
-    assert connect(port, "pj-0007", rotated["password"]) == 0
+    assert wait_until(lambda: connect(home, port, "pj-0007", creds["password"]).is_failure, 5, what="the old password to die")
+    assert connect(home, port, "pj-0007", rotated["password"]) == 0
     assert pingjia("gateway", "device", "retire", "--home", str(home), "pj-0007").returncode == 0
-    assert wait_until(lambda: connect(port, "pj-0007", rotated["password"]).is_failure, 5, what="the lock-out")
+    assert wait_until(lambda: connect(home, port, "pj-0007", rotated["password"]).is_failure, 5, what="the lock-out")
 
     for f in (home / "broker").iterdir():  # the secrets are shown once and kept nowhere in clear
         text = f.read_bytes().decode(errors="replace")
@@ -106,6 +110,7 @@ def test_commands_without_a_home_or_a_gateway_say_what_to_do(tmp_path):
     r = pingjia("gateway", "run", "--home", str(tmp_path / "nowhere"))
     assert r.returncode != 0 and "pingjia gateway init" in r.stderr
     home = tmp_path / "h"
+    let_broker_through(home)
     pingjia("gateway", "init", "--home", str(home), "--api-port", str(free_port()))
     r = pingjia("gateway", "device", "list", "--home", str(home))
     assert r.returncode != 0 and "not running" in r.stderr and "pingjia gateway run" in r.stderr

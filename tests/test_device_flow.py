@@ -2,9 +2,9 @@
 
 import time
 
-import paho.mqtt.client as mqtt
-
 from gateway import protocol
+
+from .protocol_device import login
 
 
 def test_offline_indicator_while_wifi_is_down_and_ratings_still_kept(hall):
@@ -37,9 +37,8 @@ def test_a_reboot_command_is_on_the_device_s_reset_record(hall):
     link = hall.controller.link("pj-0003")
     boot = link.boot["boot"]
     key = bytes.fromhex(hall.credentials["pj-0003"]["key"])
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-gateway-cmd")
-    c.username_pw_set(hall.cfg.gateway_user, hall.cfg.gateway_password)
-    c.connect(hall.cfg.broker_host, hall.cfg.broker_port)
+    c, host, port = login(hall.cfg, hall.cfg.gateway_user, hall.cfg.gateway_password, "test-gateway-cmd")
+    c.connect(host, port)
     c.loop_start()
     hall.controller.forget("pj-0003")  # so link() below waits for the rebooted device
     msg = protocol.signed(key, "cmd", {"dev": "pj-0003", "id": 1, "cmd": "reboot", "at": int(time.time())})

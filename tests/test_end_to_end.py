@@ -7,9 +7,10 @@ import threading
 import time
 
 import httpx
-import paho.mqtt.client as mqtt
 
 from gateway import protocol
+
+from .protocol_device import login
 from simulator.hall import wait_until
 
 
@@ -103,9 +104,8 @@ def test_kill_9_of_the_gateway_while_devices_rate_loses_and_duplicates_nothing(h
 
 
 def _publisher(hall, user, password):
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"attacker-{user}")
-    c.username_pw_set(user, password)
-    c.connect(hall.cfg.broker_host, hall.cfg.broker_port)
+    c, host, port = login(hall.cfg, user, password, f"attacker-{user}")
+    c.connect(host, port)
     c.loop_start()
     return c
 

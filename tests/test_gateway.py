@@ -7,12 +7,11 @@ import json
 import time
 
 import httpx
-import paho.mqtt.client as mqtt
 import pytest
 
 from simulator.hall import Hall
 
-from .protocol_device import ProtocolDevice
+from .protocol_device import ProtocolDevice, login
 
 
 @pytest.fixture
@@ -233,10 +232,9 @@ def test_statistics_filters_and_csv(gw):
 
 def test_device_health_online_offline_and_stale(gw):
     creds = add(gw, "pj-0109", "W01")
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pj-0109")
-    c.username_pw_set("pj-0109", creds["password"])
+    c, host, port = login(gw.cfg, "pj-0109", creds["password"], "pj-0109")
     c.will_set("pingjia/gw/pj-0109/status", b'{"v":1,"state":"offline"}', qos=1, retain=True)
-    c.connect(gw.cfg.broker_host, gw.cfg.broker_port)
+    c.connect(host, port)
     c.loop_start()
     c.publish("pingjia/gw/pj-0109/status", b'{"v":1,"state":"online"}', qos=1, retain=True).wait_for_publish()
     c.publish("pingjia/gw/pj-0109/health", b'{"v":1,"dev":"pj-0109","fw":"0.1.0","outbox":3,"rssi":-61}', qos=1)

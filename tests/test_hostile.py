@@ -3,11 +3,14 @@ business system's token, attacks a hall of real-firmware devices through the rea
 broker and the real API. Each test checks that the attack failed, and that every rating
 citizens confirmed on the devices meanwhile was stored once with its own tags."""
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import paho.mqtt.client as mqtt
@@ -15,6 +18,8 @@ import pytest
 
 from gateway import protocol, store
 from simulator.hall import Hall, start_gateway, wait_until
+
+from .protocol_device import login
 
 DAY_MS = 86_400_000
 
@@ -36,9 +41,8 @@ class Attacker:
 
     def __init__(self, hall, user: str, password: str, client_id: str = ""):
         self.hall = hall
-        self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id or f"x-{user}")
-        self.c.username_pw_set(user, password)
-        self.c.connect(hall.cfg.broker_host, hall.cfg.broker_port)
+        self.c, host, port = login(hall.cfg, user, password, client_id or f"x-{user}")
+        self.c.connect(host, port)
         self.c.loop_start()
 
     def publish(self, dev: str, leaf: str, payload, qos: int = 1) -> None:
@@ -48,6 +52,20 @@ class Attacker:
     def close(self) -> None:
         self.c.loop_stop()
         self.c.disconnect()
+
+
+@contextlib.contextmanager
+def unplugged(hall, dev: str):
+    """The real device off the network while its stolen login is used: two holders of one
+    login only push each other off the broker (see the takeover test)."""
+    link = hall.controller.link(dev)
+    link.send({"wifi": False})
+    assert link.wait(lambda l: not l.link_up, 10)
+    try:
+        yield
+    finally:
+        link.send({"wifi": True})
+        assert link.wait(lambda l: l.link_up, 20)
 
 
 def stolen(hall, dev: str) -> tuple[dict, bytes]:
@@ -88,6 +106,39 @@ def assert_stored_once(hall, pressed: list[dict]) -> None:
             assert r["tag_source"] == "case", r
 
 
+def test_no_login_takes_another_s_client_id(hall):
+    """Item 1: a device's login, connecting again and again under the gateway's client ID
+    or another device's, pushes neither off the broker; on the gateway's listener it is
+    not even a login."""
+    creds, _ = stolen(hall, "pj-0003")
+    link = hall.controller.link("pj-0001")
+    drops = link.seen["link"]
+    log = hall.home / "gateway.log"
+    lost_before = log.read_text().count("disconnected from the broker")
+    deadline = time.monotonic() + 5
+    tries = 0
+    while time.monotonic() < deadline:
+        for cid in (hall.cfg.gateway_user, "pj-0001", f"pingjia-gateway-{hall.cfg.hall}"):
+            x = Attacker(hall, creds["user"], creds["password"], client_id=cid)
+            time.sleep(0.05)
+            x.close()
+            tries += 1
+            assert hall.api.get("/api/v1/health").json()["broker_connected"]
+    assert tries > 20
+    assert link.seen["link"] == drops and link.link_up
+    assert log.read_text().count("disconnected from the broker") == lost_before
+    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pj-0003")
+    c.username_pw_set(creds["user"], creds["password"])
+    rc = []
+    c.on_connect = lambda *a: rc.append(a[3])
+    c.connect("127.0.0.1", hall.cfg.local_port)
+    c.loop_start()
+    wait_until(lambda: rc, 5, what="the CONNACK")
+    c.loop_stop()
+    assert rc[0].is_failure
+    assert_stored_once(hall, [hall.rate("pj-0001")])
+
+
 def test_ratings_signed_ahead_of_the_counter_never_cost_a_real_rating(hall):
     """Item 2: with the key, an attacker takes the sequence numbers the device will use
     next. The device's real ratings are held (kept, flagged), never dropped, and the
@@ -97,21 +148,22 @@ def test_ratings_signed_ahead_of_the_counter_never_cost_a_real_rating(hall):
     link = hall.controller.link(dev)
     first = hall.rate(dev)
     seq0 = int(first["id"].split(":")[1])
-    x = Attacker(hall, creds["user"], creds["password"])
-    taken = range(seq0 + 1, seq0 + 701)
-    for seq in taken:
-        x.publish(dev, "rating", forged(key, dev, seq), qos=0 if seq % 2 else 1)
-    x.close()
-    wait_until(lambda: len(rows(hall, "dev = ? and seq > ?", (dev, seq0))) == len(taken), 30, what="the forgeries")
+    taken = range(seq0 + 1, seq0 + 401)
+    with unplugged(hall, dev):
+        x = Attacker(hall, creds["user"], creds["password"])
+        for seq in taken:
+            x.publish(dev, "rating", forged(key, dev, seq), qos=0 if seq % 2 else 1)
+        x.close()
+        wait_until(lambda: len(rows(hall, "dev = ? and seq > ?", (dev, seq0))) == len(taken), 30,
+                   what="the forgeries")
     forgeries = {r["id"]: r["sig"] for r in rows(hall, "dev = ? and seq > ?", (dev, seq0))}
-    link.wait(lambda l: l.link_up, 20)
 
     pressed = [first] + [hall.rate(dev) for _ in range(5)]
     assert wait_until(lambda: {int(p["id"].split(":")[1]) for p in pressed} <= link.acked, 60,
                       what="every rating acked")
     assert_stored_once(hall, pressed)
     held = [r for r in rows(hall, "dev = ? and held = 'seq_taken'", (dev,))]
-    assert 1 <= len(held) <= 4 and all(r["forward_state"] == "held" for r in held)
+    assert 1 <= len(held) <= 3 and all(r["forward_state"] == "held" for r in held)
     assert all(r["id"] == f"{dev}:{r['seq']}:{r['sig'][:16]}" for r in held)
     last = rows(hall, "dev = ? and seq = ?", (dev, int(pressed[-1]["id"].split(":")[1])))
     assert [r["held"] for r in last] == [None]  # the device numbered past the taken seqs
@@ -127,6 +179,8 @@ def test_a_device_whose_counter_went_back_keeps_every_rating(hall):
     """Item 2 without an attacker: flash restored from an old copy, the counter restarts."""
     dev = "pj-0003"
     pressed = [hall.rate(dev) for _ in range(2)]
+    link = hall.controller.link(dev)
+    assert wait_until(lambda: {int(p["id"].split(":")[1]) for p in pressed} <= link.acked, 30, what="acks")
     flash = hall.devices[dev].flash
     hall.devices[dev].power_cut()
     for name in ("seq", "seq.tmp"):
@@ -148,12 +202,13 @@ def test_a_case_of_another_window_cannot_be_rated(hall):
     citizen at W02 still rates it."""
     creds, key = stolen(hall, "pj-0001")
     case = hall.new_case("pj-0002")
-    x = Attacker(hall, creds["user"], creds["password"])
     bad = forged(key, "pj-0001", 2_000_000, level="very_dissatisfied", reason=["attitude"], case=case)
-    x.publish("pj-0001", "rating", bad)
-    x.close()
     rid = f"pj-0001:{bad['seq']}"
-    wait_until(lambda: rows(hall, "id = ?", (rid,)), 10, what="the foreign-case rating")
+    with unplugged(hall, "pj-0001"):
+        x = Attacker(hall, creds["user"], creds["password"])
+        x.publish("pj-0001", "rating", bad)
+        x.close()
+        wait_until(lambda: rows(hall, "id = ?", (rid,)), 10, what="the foreign-case rating")
     r = rows(hall, "id = ?", (rid,))[0]
     assert (r["held"], r["window"], r["tag_source"], r["forward_state"]) == ("foreign_case", "W01", "foreign_case", "held")
     c = hall.api.get("/api/v1/cases", params={"window": "W02"}).json()
@@ -170,20 +225,21 @@ def test_a_synced_clock_in_the_past_is_flagged(hall):
     """Item 4: tsync true with a time in 1970, 30 days back, or at odds with the device's
     own uptime since its sync, is not taken as the time of the press."""
     creds, key = stolen(hall, "pj-0002")
-    x = Attacker(hall, creds["user"], creds["password"])
-    now_ms = time.time_ns() // 1_000_000
-    x.publish("pj-0002", "time/req", {"v": 1, "dev": "pj-0002", "id": 1, "ts": now_ms, "boot": 77, "up": 500_000})
-    wait_until(lambda: hall.api.get("/api/v1/devices/pj-0002").json()["sync_boot"] == 77, 10, what="the sync")
-    cases = {
-        3_000_001: dict(ts=0),
-        3_000_002: dict(ts=now_ms - 30 * DAY_MS),
-        3_000_003: dict(ts=now_ms - 3_600_000, boot=77, up=510_000),  # uptime says 10 s after the sync
-        3_000_004: dict(ts=now_ms + 10_000, boot=77, up=510_000),  # agrees with its uptime: believed
-    }
-    for seq, change in cases.items():
-        x.publish("pj-0002", "rating", forged(key, "pj-0002", seq, **change))
-    x.close()
-    wait_until(lambda: len(rows(hall, "dev = 'pj-0002' and seq >= 3000001")) == 4, 10, what="the ratings")
+    with unplugged(hall, "pj-0002"):
+        x = Attacker(hall, creds["user"], creds["password"])
+        now_ms = time.time_ns() // 1_000_000
+        x.publish("pj-0002", "time/req", {"v": 1, "dev": "pj-0002", "id": 1, "ts": now_ms, "boot": 77, "up": 500_000})
+        wait_until(lambda: hall.api.get("/api/v1/devices/pj-0002").json()["sync_boot"] == 77, 10, what="the sync")
+        cases = {
+            3_000_001: dict(ts=0),
+            3_000_002: dict(ts=now_ms - 30 * DAY_MS),
+            3_000_003: dict(ts=now_ms - 3_600_000, boot=77, up=510_000),  # uptime says 10 s after the sync
+            3_000_004: dict(ts=now_ms + 10_000, boot=77, up=510_000),  # agrees with its uptime: believed
+        }
+        for seq, change in cases.items():
+            x.publish("pj-0002", "rating", forged(key, "pj-0002", seq, **change))
+        x.close()
+        wait_until(lambda: len(rows(hall, "dev = 'pj-0002' and seq >= 3000001")) == 4, 10, what="the ratings")
     got = {r["seq"]: r for r in rows(hall, "dev = 'pj-0002' and seq >= 3000001")}
     for seq in (3_000_001, 3_000_002, 3_000_003):
         assert got[seq]["clock"] == "suspect", got[seq]
@@ -196,41 +252,42 @@ def test_malformed_ratings_and_heartbeats_are_refused_and_break_no_view(hall):
     health field; the device list and the CLI still answer, for every device."""
     creds, key = stolen(hall, "pj-0002")
     before = rejections(hall)
-    x = Attacker(hall, creds["user"], creds["password"])
-    v_true = forged(key, "pj-0002", 4_000_001)
-    v_true["v"] = True
-    x.publish("pj-0002", "rating", v_true)
-    x.publish("pj-0002", "rating", forged(key, "pj-0002", 4_000_002, level="dissatisfied",
-                                          reason=["slow", "slow"]))
-    health = {"v": 1, "dev": "pj-0002", "fw": "0.1.0", "model": "five-button", "up": 1, "boot": 1}
-    x.publish("pj-0002", "health", json.dumps(health).replace('"up": 1', '"up": NaN').encode(), qos=0)
-    x.publish("pj-0002", "health", {**health, "fw": "f" * 2000}, qos=0)
-    x.publish("pj-0002", "health", {**health, "rssi": {"a": [1, 2]}}, qos=0)
-    x.publish("pj-0002", "health", {**health, "outbox": 1.5e308}, qos=0)
-    x.publish("pj-0002", "health", {**health, "v": True}, qos=0)
-    x.publish("pj-0002", "status", {"v": 1, "state": ["online"] * 500})
-    x.publish("pj-0002", "time/req", {"v": 1, "dev": "pj-0002", "id": {"x": "\n" * 100}, "ts": 1, "boot": 1, "up": 1},
-              qos=0)
-    x.publish("pj-0002", "health", {**health, "junk": "j" * 2000, "up": 2}, qos=0)  # unknown: dropped
-    x.close()
-    want = {"unsupported_version": 2, "schema": 6, "not_json": 1}
+    with unplugged(hall, "pj-0002"):
+        x = Attacker(hall, creds["user"], creds["password"])
+        v_true = forged(key, "pj-0002", 4_000_001)
+        v_true["v"] = True
+        x.publish("pj-0002", "rating", v_true)
+        x.publish("pj-0002", "rating", forged(key, "pj-0002", 4_000_002, level="dissatisfied",
+                                              reason=["slow", "slow"]))
+        health = {"v": 1, "dev": "pj-0002", "fw": "0.1.0", "model": "five-button", "up": 1, "boot": 1}
+        x.publish("pj-0002", "health", json.dumps(health).replace('"up": 1', '"up": NaN').encode(), qos=0)
+        x.publish("pj-0002", "health", {**health, "fw": "f" * 2000}, qos=0)
+        x.publish("pj-0002", "health", {**health, "rssi": {"a": [1, 2]}}, qos=0)
+        x.publish("pj-0002", "health", {**health, "outbox": 1.5e308}, qos=0)
+        x.publish("pj-0002", "health", {**health, "v": True}, qos=0)
+        x.publish("pj-0002", "status", {"v": 1, "state": ["online"] * 500})
+        x.publish("pj-0002", "time/req", {"v": 1, "dev": "pj-0002", "id": {"x": "\n" * 100}, "ts": 1, "boot": 1, "up": 1},
+                  qos=0)
+        x.publish("pj-0002", "health", {**health, "junk": "j" * 2000, "up": 2}, qos=0)  # unknown: dropped
+        x.close()
+        want = {"unsupported_version": 2, "schema": 6, "not_json": 1}
 
-    def grew():
+        def grew():
+            now = rejections(hall)
+            return all(now.get(k, 0) - before.get(k, 0) >= n for k, n in want.items())
+        wait_until(grew, 10, what="the rejections")
         now = rejections(hall)
-        return all(now.get(k, 0) - before.get(k, 0) >= n for k, n in want.items())
-    wait_until(grew, 10, what="the rejections")
-    now = rejections(hall)
-    assert {k: now.get(k, 0) - before.get(k, 0) for k in want} == want
-    assert not rows(hall, "seq in (4000001, 4000002)")
-    wait_until(lambda: (hall.api.get("/api/v1/devices/pj-0002").json()["health"] or {}).get("up") == 2, 10,
-               what="the good heartbeat")
-    listed = hall.api.get("/api/v1/devices")
-    assert listed.status_code == 200 and len(listed.json()) == 3
-    h = next(d for d in listed.json() if d["dev"] == "pj-0002")["health"]
-    assert "junk" not in h and h["fw"] == "0.1.0"
-    out = subprocess.run([sys.executable, "-m", "gateway", "gateway", "device", "list", "--home", str(hall.home)],
-                         capture_output=True, text=True, timeout=30)
-    assert out.returncode == 0 and out.stdout.count("\n") == 3, out.stderr
+        assert {k: now.get(k, 0) - before.get(k, 0) for k in want} == want
+        assert not rows(hall, "seq in (4000001, 4000002)")
+        wait_until(lambda: (hall.api.get("/api/v1/devices/pj-0002").json()["health"] or {}).get("up") == 2, 10,
+                   what="the good heartbeat")
+        listed = hall.api.get("/api/v1/devices")
+        assert listed.status_code == 200 and len(listed.json()) == 3
+        h = next(d for d in listed.json() if d["dev"] == "pj-0002")["health"]
+        assert "junk" not in h and h["fw"] == "0.1.0"
+        out = subprocess.run([sys.executable, "-m", "gateway", "gateway", "device", "list", "--home",
+                              str(hall.home)], capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0 and out.stdout.count("\n") == 3, out.stderr
     # the real devices' ratings still pass
     assert_stored_once(hall, [hall.rate("pj-0002")])
 
@@ -263,3 +320,43 @@ def test_bad_names_are_refused_and_bad_stored_data_cannot_stop_the_gateway(hall)
     hall._read(lambda db: (db.execute("update sessions set staff_name = '赵敏' where window = 'W03' "
                                       "and ended_at is null"), db.conn.commit()))
     assert store.SCHEMA_VERSION >= 2
+
+
+def _uid(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
+
+
+def test_secrets_stay_with_their_owners_and_a_flood_cannot_fill_the_log(hall):
+    """Item 10: the database (every device's key) and its WAL, the CA key, each device's
+    config are their owner's alone; the broker does not run as root; the platform's
+    secret is not on a command line; rejections cannot grow the log without bound."""
+    home = hall.home
+    for f in (home / "gateway.db", home / "gateway.db-wal", home / "gateway.json", home / "tls" / "ca.key",
+              hall.devices["pj-0001"].flash / "config.json"):
+        assert f.stat().st_mode & 0o077 == 0, f
+    assert (home / "tls").stat().st_mode & 0o077 == 0
+    for name in ("passwd", "passwd.local", "broker.key", "mosquitto.conf"):
+        assert (home / "broker" / name).stat().st_mode & 0o077 == 0, name
+    assert (home / "broker").stat().st_mode & 0o077 == 0
+    if os.geteuid() == 0:
+        assert _uid(hall.broker.proc.pid) != 0
+    cmdline = Path(f"/proc/{hall.platform.pid}/cmdline").read_bytes()
+    assert hall.cfg.platform_app_secret.encode() not in cmdline
+
+    log = home / "gateway.log"
+    before = log.read_text().count("rejected a message")
+    creds, _ = stolen(hall, "pj-0003")
+    with unplugged(hall, "pj-0003"):
+        x = Attacker(hall, creds["user"], creds["password"])
+        for i in range(3000):
+            x.c.publish(protocol.topic(hall.cfg.hall, "pj-0003", "rating"), b"garbage %d" % i, qos=0)
+        x.publish("pj-0003", "rating", b"last")
+        x.close()
+
+        def counted():  # refused one by one, or dropped unread once the gateway's queue was full
+            c = hall.api.get("/api/v1/gateway").json()["ingest_since_start"]
+            return c.get("rejected:not_json", 0) + c.get("dropped_qos0", 0) >= 3001
+        wait_until(counted, 30, what="the flood to be counted")
+    assert log.read_text().count("rejected a message") - before <= 2 * 30  # a minute boundary may fall inside
+    assert_stored_once(hall, [hall.rate("pj-0003")])

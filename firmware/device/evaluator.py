@@ -35,6 +35,18 @@ def _is_ipv4(host):
     return len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts)
 
 
+def _tls(ca):
+    """A TLS context that accepts only a broker certified by the hall CA (base64 DER in
+    the config), or None where the hall runs without TLS."""
+    if not ca:
+        return None
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=binascii.a2b_base64(ca))
+    return ctx
+
+
 class Evaluator:
     def __init__(self, board, cfg):
         self.board = board
@@ -66,7 +78,8 @@ class Evaluator:
             raise ValueError("config broker must be an IPv4 address, not %r" % host)
         will = (self._t("status"), proto.encode({"v": 1, "state": "offline"}), 1, True)
         self.mqtt = Client(self.dev, cfg["broker"][0], cfg["broker"][1], cfg.get("user", self.dev),
-                           cfg.get("password"), keepalive=30, will=will, on_message=self._message)
+                           cfg.get("password"), keepalive=30, will=will, on_message=self._message,
+                           tls=_tls(cfg.get("ca")))
 
     def _t(self, leaf):
         return proto.topic(self.hall, self.dev, leaf)

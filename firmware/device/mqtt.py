@@ -38,10 +38,11 @@ class MQTTError(OSError):
 
 class Client:
     def __init__(self, client_id, host, port, user=None, password=None, keepalive=30,
-                 will=None, clean=False, on_message=None):
+                 will=None, clean=False, on_message=None, tls=None):
         self.client_id = client_id
         self.host = host
         self.port = port
+        self.tls = tls  # an ssl.SSLContext that verifies the broker, or None for plain TCP
         self.user = user
         self.password = password
         self.keepalive = keepalive
@@ -61,8 +62,10 @@ class Client:
         """Returns whether the broker kept the session (then unacked publishes are resent)."""
         self.lost = asyncio.Event()
         try:
-            self._r, self._w = await asyncio.wait_for_ms(
-                asyncio.open_connection(self.host, self.port), timeout_ms)
+            # with TLS the broker's certificate must name the address we dialled
+            self._r, self._w = await asyncio.wait_for_ms(asyncio.open_connection(
+                self.host, self.port, ssl=self.tls, server_hostname=self.host if self.tls else None),
+                timeout_ms)
             flags = 0x00 if not self.clean else 0x02
             payload = _str(self.client_id)
             if self.will:

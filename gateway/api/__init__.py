@@ -1,17 +1,24 @@
 """The gateway's HTTP API (FastAPI): the hall business system's calls and the admin views.
 
-Every endpoint but /api/v1/health needs `Authorization: Bearer <api_token>`. Bad input
-gets a 4xx with a message saying what is wrong; never a 500.
+Every endpoint but /api/v1/health needs `Authorization: Bearer <token>`: the admins'
+api_token, or for sign-in, sign-out and cases the business system's business_token,
+checked before the body is read (guard.py). Bad input gets a 4xx with a message saying what is
+wrong, never the input echoed back, and never a 500.
 """
 
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ..config import Config
 from . import devices, hall, ops, ratings
-from .deps import auth
+from .deps import auth, business_auth, errors
+from .guard import Guard
 
 
 def create_app(cfg: Config, gateway=None) -> FastAPI:
@@ -29,7 +36,23 @@ def create_app(cfg: Config, gateway=None) -> FastAPI:
     async def conflict(request, exc):
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # Allow names every method of the path, not one route's
+            headers["Allow"] = ", ".join(sorted({m for r in app.routes if isinstance(r, APIRoute)
+                                                 and r.matches(request.scope)[0] != Match.NONE for m in r.methods}))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc):
+        # where and why, never the input itself: an answer must not echo what was sent
+        return JSONResponse({"detail": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                                        for e in exc.errors()[:20]]}, status_code=422)
+
     app.include_router(ops.public)
+    app.include_router(hall.business, dependencies=[Depends(business_auth)], responses=errors(401, 403))
     for module in (hall, devices, ratings, ops):
-        app.include_router(module.router, dependencies=[Depends(auth)])
+        app.include_router(module.router, dependencies=[Depends(auth)], responses=errors(401, 403))
+    app.add_middleware(Guard, tokens=(cfg.api_token, cfg.business_token))
     return app

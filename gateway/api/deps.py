@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from fastapi import HTTPException, Request
+from typing import Annotated
+
+from fastapi import HTTPException, Query, Request, Security
+from fastapi.security import HTTPBearer
+from pydantic import BaseModel, BeforeValidator, Field
 
 from .. import store
 from ..config import Config
@@ -38,11 +43,49 @@ def registry(request: Request):
         d.conn.close()
 
 
-def auth(request: Request) -> None:
-    given = request.headers.get("authorization", "")
-    want = f"Bearer {request.app.state.cfg.api_token}"
-    if not secrets.compare_digest(given.encode(), want.encode()):
+bearer = HTTPBearer(auto_error=False, description="the gateway's api_token (gateway.json)")
+
+
+def _bearer(request: Request, *tokens: str) -> None:
+    given = request.headers.get("authorization", "").encode()
+    if not any(secrets.compare_digest(given, f"Bearer {t}".encode()) for t in tokens):
+        if any(secrets.compare_digest(given, f"Bearer {t}".encode()) for t in _tokens(request.app.state.cfg)):
+            raise HTTPException(403, "this token may not do that")
         raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _tokens(c: Config) -> tuple[str, str]:
+    return c.api_token, c.business_token
+
+
+def auth(request: Request, _=Security(bearer)) -> None:
+    """The admins' token. Checked here per route (guard.py has already let in only known
+    tokens, before any body was read), and declared so the OpenAPI document says so."""
+    _bearer(request, request.app.state.cfg.api_token)
+
+
+def business_auth(request: Request, _=Security(bearer)) -> None:
+    """The hall business system's token, or the admins'."""
+    _bearer(request, *_tokens(request.app.state.cfg))
+
+
+class Problem(BaseModel):
+    detail: str = Field(description="what is wrong, in words")
+
+
+_SAYS = {400: "Malformed request", 401: "Missing or wrong bearer token", 403: "The token may not do this",
+         404: "No such thing",
+         409: "Conflicts with what is stored", 413: "Body too large"}
+
+
+def errors(*codes: int) -> dict:
+    """OpenAPI `responses` for these error answers, all shaped {"detail": "..."}."""
+    return {c: {"model": Problem, "description": _SAYS[c]} for c in codes}
+
+
+def bad_query(name: str, msg: str) -> HTTPException:
+    """A 422 for a query parameter, shaped as FastAPI's own validation errors."""
+    return HTTPException(422, [{"loc": ["query", name], "msg": msg, "type": "value_error"}])
 
 
 def where(*conditions: tuple[str, object]) -> tuple[str | None, list]:
@@ -52,21 +95,36 @@ def where(*conditions: tuple[str, object]) -> tuple[str | None, list]:
     return " and ".join(c for c, _ in kept) or None, [v for _, v in kept]
 
 
-def to_epoch(value: str | None, tz: str, end: bool = False) -> float | None:
-    """'2026-11-23' (a whole day in the hall's time zone) or an ISO date-time -> Unix
-    seconds. With end, a bare date means the end of that day."""
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _day_or_moment(v):
+    """Only what the schema says (a date, or an RFC 3339 date-time with its offset):
+    pydantic alone would also take a number as a Unix time."""
+    if v is None or isinstance(v, (date, datetime)):
+        return v
+    if isinstance(v, str) and (_DAY.match(v) or _MOMENT.match(v)):
+        return v.upper()
+    raise ValueError("a day (YYYY-MM-DD) or an RFC 3339 date-time with its offset (2026-11-23T09:00:00+08:00)")
+
+
+Since = Annotated[date | datetime | None, BeforeValidator(_day_or_moment), Query(
+    description="from this day (YYYY-MM-DD, in the hall's time zone) or date-time on")]
+Until = Annotated[date | datetime | None, BeforeValidator(_day_or_moment), Query(
+    description="up to this day (inclusive) or date-time")]
+
+
+def to_epoch(value: date | datetime | None, tz: str, end: bool = False) -> float | None:
+    """A day (in the hall's time zone) or a date-time -> Unix seconds. With end, a day
+    means the end of that day."""
     if value is None:
         return None
     zone = ZoneInfo(tz)
-    try:
-        if len(value) == 10:
-            d = date.fromisoformat(value)
-            t = datetime(d.year, d.month, d.day, tzinfo=zone).timestamp()
-            return t + 86400 if end else t
-        dt = datetime.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(422, f"not a date (YYYY-MM-DD) or ISO date-time: {value!r}") from None
-    return (dt if dt.tzinfo else dt.replace(tzinfo=zone)).timestamp()
+    if not isinstance(value, datetime):
+        t = datetime(value.year, value.month, value.day, tzinfo=zone).timestamp()
+        return t + 86400 if end else t
+    return (value if value.tzinfo else value.replace(tzinfo=zone)).timestamp()
 
 
 def iso(t: float | None, tz: str) -> str | None:

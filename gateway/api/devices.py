@@ -53,7 +53,7 @@ def list_devices(d=Depends(deps.db), cfg=Depends(deps.cfg), state: str | None = 
     return [view(r, cfg, now) for r in d["devices"].rows_where(sql, args, order_by="dev")]
 
 
-@router.get("/{dev}", summary="One device with its health")
+@router.get("/{dev}", summary="One device with its health", responses=deps.errors(404))
 def get_device(dev: DevPath, d=Depends(deps.db), cfg=Depends(deps.cfg)):
     r = store.device(d, dev)
     if r is None:
@@ -61,22 +61,26 @@ def get_device(dev: DevPath, d=Depends(deps.db), cfg=Depends(deps.cfg)):
     return view(r, cfg, time.time())
 
 
-@router.post("", status_code=201, summary="Register a device; its key and password are shown this once")
+@router.post("", status_code=201, summary="Register a device; its key and password are shown this once",
+             responses=deps.errors(400, 409, 413))
 def add(body: NewDevice, reg=Depends(deps.registry)):
     return reg.add(body.dev, body.window, body.model)
 
 
-@router.post("/{dev}/window", summary="Assign or move a device to a window")
+@router.post("/{dev}/window", summary="Assign or move a device to a window",
+             responses=deps.errors(400, 404, 409, 413))
 def move(dev: DevPath, body: Move, reg=Depends(deps.registry), cfg=Depends(deps.cfg)):
     return view(reg.move(dev, body.window), cfg, time.time())
 
 
-@router.post("/{dev}/retire", summary="Retire a device: it is locked out at once")
+@router.post("/{dev}/retire", summary="Retire a device: it is locked out at once",
+             responses=deps.errors(404, 409))
 def retire(dev: DevPath, reg=Depends(deps.registry)):
     reg.retire(dev)
     return {"dev": dev, "state": "retired"}
 
 
-@router.post("/{dev}/rotate", summary="New key and password, shown this once")
+@router.post("/{dev}/rotate", summary="New key and password, shown this once",
+             responses=deps.errors(400, 404, 409, 413))
 def rotate(dev: DevPath, body: Rotate, reg=Depends(deps.registry)):
     return reg.rotate(dev, body.grace_hours * 3600)

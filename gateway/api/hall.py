@@ -14,7 +14,8 @@ from .. import store
 from ..protocol import TEXT_PATTERN
 from . import deps
 
-router = APIRouter(prefix="/api/v1", tags=["hall"])
+router = APIRouter(prefix="/api/v1", tags=["hall"])  # the admins' views
+business = APIRouter(prefix="/api/v1", tags=["hall"])  # what the business system may call
 
 NAME = r"^[A-Za-z0-9_-]{1,32}$"
 CODE = r"^[A-Za-z0-9._-]{1,64}$"
@@ -35,10 +36,15 @@ class Item(BaseModel):
 class Case(BaseModel):
     serial: str = Field(pattern=r"^[A-Za-z0-9._-]{1,50}$", description="办件流水号, the case serial number")
     window: str = Field(pattern=NAME)
-    item_code: str | None = Field(None, pattern=CODE)
-    item_name: str | None = Field(None, min_length=1, max_length=100, pattern=TEXT_PATTERN)
-    items: list[Item] | None = Field(None, min_length=1, max_length=20,
-                                     description="a batch case: several items under one serial number, rated once")
+    # one item (item_code and item_name), or a batch case (items): the schema says so too
+    item_code: str = Field(None, pattern=CODE)
+    item_name: str = Field(None, min_length=1, max_length=100, pattern=TEXT_PATTERN)
+    items: list[Item] = Field(None, min_length=1, max_length=20,
+                              description="a batch case: several items under one serial number, rated once")
+    model_config = {"json_schema_extra": {"oneOf": [
+        {"required": ["item_code", "item_name"], "not": {"required": ["items"]}},
+        {"required": ["items"], "not": {"anyOf": [{"required": ["item_code"]}, {"required": ["item_name"]}]}},
+    ]}}
 
     @model_validator(mode="after")
     def one_way_to_name_items(self):
@@ -59,14 +65,16 @@ def _push(g, window: str) -> None:
         g.ingest.publish_session(window)
 
 
-@router.post("/windows/{window}/sign-in", summary="A staff member signs in at a window")
+@business.post("/windows/{window}/sign-in", summary="A staff member signs in at a window",
+             responses=deps.errors(400, 413))
 def sign_in(window: WindowPath, body: SignIn, d=Depends(deps.db), g=Depends(deps.gateway)):
     s = store.sign_in(d, window, body.staff_id, body.staff_name, time.time())
     _push(g, window)
     return s
 
 
-@router.post("/windows/{window}/sign-out", summary="The staff member at a window signs out")
+@business.post("/windows/{window}/sign-out", summary="The staff member at a window signs out",
+             responses=deps.errors(404))
 def sign_out(window: WindowPath, d=Depends(deps.db), g=Depends(deps.gateway)):
     if not store.sign_out(d, window, time.time()):
         raise LookupError(f"nobody is signed in at window {window}")
@@ -100,7 +108,8 @@ def sessions(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Non
              "ended_at": deps.iso(r["ended_at"], cfg.timezone)} for r in rows]
 
 
-@router.post("/cases", status_code=201, summary="A case was completed at a window")
+@business.post("/cases", status_code=201, summary="A case was completed at a window",
+             responses=deps.errors(400, 409, 413))
 def case_completed(body: Case, d=Depends(deps.db), g=Depends(deps.gateway)):
     row = store.complete_case(d, body.serial, body.window, body.item_list(), time.time())
     _push(g, body.window)
@@ -109,7 +118,7 @@ def case_completed(body: Case, d=Depends(deps.db), g=Depends(deps.gateway)):
 
 @router.get("/cases", summary="Cases, newest first; rated=false lists the unrated ones")
 def cases(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = None, rated: bool | None = None,
-          since: str | None = None, until: str | None = None, limit: int = Query(100, ge=1, le=1000)):
+          since: deps.Since = None, until: deps.Until = None, limit: int = Query(100, ge=1, le=1000)):
     where, args = _case_filter(window, rated, deps.to_epoch(since, cfg.timezone),
                                deps.to_epoch(until, cfg.timezone, end=True))
     rows = d["cases"].rows_where(where, args, order_by="completed_at desc", limit=limit)
@@ -117,7 +126,7 @@ def cases(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = None, 
 
 
 @router.get("/cases/rated-share", summary="主动评价率: the share of completed cases that were rated")
-def rated_share(d=Depends(deps.db), cfg=Depends(deps.cfg), since: str | None = None, until: str | None = None):
+def rated_share(d=Depends(deps.db), cfg=Depends(deps.cfg), since: deps.Since = None, until: deps.Until = None):
     where, args = _case_filter(None, None, deps.to_epoch(since, cfg.timezone),
                                deps.to_epoch(until, cfg.timezone, end=True))
     sql = ("select window, count(*) cases, count(rating_id) rated from cases"

@@ -54,7 +54,8 @@ class Requeue(BaseModel):
     ids: list[str] | None = Field(None, max_length=10000, description="rating IDs; omit for every dead letter")
 
 
-@router.post("/forwarder/requeue", summary="Send dead letters again, once their cause is corrected")
+@router.post("/forwarder/requeue", summary="Send dead letters again, once their cause is corrected",
+             responses=deps.errors(400, 413))
 def requeue(body: Requeue, d=Depends(deps.db), g=Depends(deps.gateway)):
     n = forwarder_mod.requeue(d, body.ids)
     if g is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
 from ..protocol import BAD_LEVELS, LEVELS, REASONS
@@ -13,17 +14,18 @@ from . import deps
 
 router = APIRouter(prefix="/api/v1", tags=["ratings"])
 
+Level = Literal["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"]
+assert set(Level.__args__) == set(LEVELS)
+OFFSET_MAX = 10**9
+
 
 class Filter:
     """The filters ratings, the CSV export and the statistics share."""
 
     def __init__(self, cfg=Depends(deps.cfg), window: str | None = None, staff_id: str | None = None,
-                 level: str | None = Query(None, description="very_satisfied ... very_dissatisfied"),
-                 dev: str | None = None, since: str | None = Query(None, description="YYYY-MM-DD or ISO date-time"),
-                 until: str | None = Query(None, description="YYYY-MM-DD (inclusive) or ISO date-time"),
+                 level: Level | None = Query(None, description="one of the five levels"),
+                 dev: str | None = None, since: deps.Since = None, until: deps.Until = None,
                  repeats: bool = Query(False, description="include repeat ratings of an already rated case")):
-        if level is not None and level not in LEVELS:
-            raise HTTPException(422, f"unknown level {level!r}; one of {', '.join(LEVELS)}")
         self.where, self.args = [], []
         for col, val in (("window", window), ("staff_id", staff_id), ("level", level), ("dev", dev)):
             if val is not None:
@@ -54,7 +56,7 @@ def _row(r: dict, tz: str) -> dict:
 
 @router.get("/ratings", summary="Ratings, oldest first, filtered")
 def ratings(f: Filter = Depends(), d=Depends(deps.db), cfg=Depends(deps.cfg),
-            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0)):
+            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=OFFSET_MAX)):
     # the device's signature stays with the rating: it is the evidence
     rows = d.query(f"select * from ratings{f.sql} order by rated_at, id limit ? offset ?", [*f.args, limit, offset])
     return [_row(r, cfg.timezone) for r in rows]
@@ -65,7 +67,18 @@ CSV_COLUMNS = ("id", "rated_at", "window", "staff_id", "staff_name", "case_no", 
                "forward_state", "forwarded_at")
 
 
-@router.get("/ratings.csv", summary="Ratings as CSV (UTF-8 with BOM, for spreadsheets)")
+def _cell(v):
+    """A text cell a spreadsheet would run as a formula (=, +, -, @, or a leading tab or
+    carriage return: OWASP's CSV injection list) is written behind an apostrophe."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + v
+    return v
+
+
+@router.get("/ratings.csv", summary="Ratings as CSV (UTF-8 with BOM, for spreadsheets)",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                             "description": "one row per rating, a header row first"}})
 def ratings_csv(f: Filter = Depends(), d=Depends(deps.db), cfg=Depends(deps.cfg)):
     rows = list(d.query(f"select * from ratings{f.sql} order by rated_at, id", f.args))
 
@@ -77,7 +90,7 @@ def ratings_csv(f: Filter = Depends(), d=Depends(deps.db), cfg=Depends(deps.cfg)
         for r in rows:
             r = _row(r, cfg.timezone)
             r["reasons"] = "、".join(REASONS[x] for x in (r["reason"] or "").split(",") if x)
-            w.writerow([r[c] for c in CSV_COLUMNS])
+            w.writerow([_cell(r[c]) for c in CSV_COLUMNS])
             if buf.tell() > 64_000:
                 yield buf.getvalue()
                 buf.seek(0)

@@ -19,12 +19,11 @@ import httpx
 
 from gateway import store
 from gateway.broker import Broker
-from gateway.config import Config
 from gateway.platform import PROFILE_DIR
 from gateway.registry import Registry
 
 from .. import say
-from ..hall import free_port, start_gateway, start_platform_sim
+from ..hall import free_port, local_config, start_gateway, start_platform_sim
 from ..load import Fleet
 
 
@@ -36,9 +35,9 @@ async def run(args) -> dict:
     profile["rate_limit_per_s"] = args.rate
     (home / "profile.json").write_text(json.dumps(profile, ensure_ascii=False))
     platform_port = free_port()
-    cfg = Config(home=home, hall="drain", broker_port=free_port(), api_port=free_port(),
-                 platform_url=f"http://127.0.0.1:{platform_port}", platform_profile=str(home / "profile.json"),
-                 platform_settings={"area_code": "440304", "dept_code": "11440304MB2C00001X"})
+    cfg = local_config(home, "drain", platform_url=f"http://127.0.0.1:{platform_port}",
+                       platform_profile=str(home / "profile.json"),
+                       platform_settings={"area_code": "440304", "dept_code": "11440304MB2C00001X"})
     cfg.save()
     db = store.open_db(cfg.db_path)
     creds = Registry(cfg, db).add_many([(f"pj-{i:04d}", f"W{i % 20:02d}") for i in range(args.publishers)])

@@ -28,7 +28,7 @@ from gateway.config import Config
 from gateway.registry import Registry
 
 from .. import say
-from ..hall import free_port, start_gateway
+from ..hall import local_config, start_gateway
 from ..load import Fleet, percentile
 
 
@@ -53,7 +53,7 @@ class Receiver:
         c.on_connect = lambda cl, u, f, rc, p: cl.subscribe(f"pingjia/{cfg.hall}/+/rating", 1)
         c.on_subscribe = lambda *a: self.ready.set()
         c.on_message = self._message
-        c.connect(cfg.broker_host, cfg.broker_port)
+        c.connect("127.0.0.1", cfg.local_port)
         c.loop_start()
         self.client = c
         if not self.ready.wait(10):
@@ -91,8 +91,8 @@ async def _baseline(fleet: Fleet, receiver: Receiver, total: int) -> float:
 
 async def run(args) -> dict:
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="pingjia-bench-"))
-    cfg = Config(home=home, hall="bench", broker_port=free_port(), api_port=free_port(), platform_url="",
-                 inflight_window=args.window, group_wait_ms=args.group_wait_ms)
+    cfg = local_config(home, "bench", platform_url="", inflight_window=args.window,
+                       group_wait_ms=args.group_wait_ms)
     cfg.save()
     db = store.open_db(cfg.db_path)
     reg = Registry(cfg, db)

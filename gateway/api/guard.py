@@ -1,0 +1,79 @@
+"""The API's front door, before FastAPI reads a byte of the body: only a known bearer
+token gets in (which one may do what is each route's business, deps.py), and a body may
+not be larger than MAX_BODY.
+
+FastAPI reads and parses a request's body before it runs the route's dependencies, so a
+token check written as a dependency lets anybody make the gateway read a 100 MB body.
+This is plain ASGI because it must act before the framework does.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from fastapi import HTTPException
+
+MAX_BODY = 1_000_000  # bytes; the largest legitimate body (a requeue of 10,000 IDs) is ~300 KB
+PUBLIC = ("/api/v1/health", "/docs", "/openapi.json")
+
+
+class Guard:
+    def __init__(self, app, tokens: tuple[str, ...]):
+        self.app = app
+        self.known = [f"Bearer {t}".encode() for t in tokens]
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = dict(scope["headers"])
+        if scope["path"] not in PUBLIC:
+            given = headers.get(b"authorization", b"")
+            if not any(secrets.compare_digest(given, k) for k in self.known):
+                return await _answer(send, 401, "missing or wrong bearer token",
+                                     [(b"www-authenticate", b"Bearer")])
+        try:
+            length = int(headers.get(b"content-length", b"0"))
+        except ValueError:
+            return await _answer(send, 400, "bad Content-Length")
+        if length > MAX_BODY:
+            return await _answer(send, 413, f"the body is larger than {MAX_BODY} bytes")
+        seen = 0
+
+        async def capped():
+            # a body sent without a length (chunked) is counted as it comes
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY:
+                    raise BodyTooLarge()
+            return message
+
+        started = False
+
+        async def tracked(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, capped, tracked)
+        except BodyTooLarge:
+            if not started:
+                await _answer(send, 413, f"the body is larger than {MAX_BODY} bytes")
+
+
+class BodyTooLarge(HTTPException):
+    """An HTTPException, so that FastAPI, reading the body, answers it as such."""
+
+    def __init__(self):
+        super().__init__(413, f"the body is larger than {MAX_BODY} bytes")
+
+
+async def _answer(send, status: int, detail: str, headers=()) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *headers]})
+    await send({"type": "http.response.body", "body": body})
