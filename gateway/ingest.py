@@ -210,6 +210,11 @@ class Ingest:
             log.exception("a message on %s broke its handler", msg.topic[:100])
             actions = self._reject("unprocessable", None, msg.topic, msg.payload, repr(e)[:200], now)
         conn.execute("RELEASE msg")
+        if msg.retain and msg.payload and not msg.topic.endswith("/status"):
+            # only a status is kept by the broker on purpose; anything else retained (a
+            # login leaving a copy for every future subscriber) is cleared once seen,
+            # which MQTT 3.1.1 shows when a subscription brings it: after a reconnect
+            actions.append(lambda: self.client.publish(msg.topic, b"", qos=1, retain=True))
         return actions
 
     def _acknowledge(self, after) -> None:
@@ -230,10 +235,12 @@ class Ingest:
         if parts is None or parts[0] != self.cfg.hall:
             return self._reject("wrong_topic", None, topic, payload, "not this hall's topic", now)
         _, dev, leaf = parts
+        if not payload:
+            return []  # a retained message being cleared (the protocol sends no empty payload)
         if leaf == "rating":
             return self._rating(dev, topic, payload, now)
-        if dev == "gateway" or (leaf == "status" and not payload):
-            return []  # our own retained status, or a retained status being cleared
+        if dev == "gateway":
+            return []  # our own retained status
         handler = {"health": self._health, "status": self._status, "time/req": self._time}.get(leaf)
         if handler is None:
             return []

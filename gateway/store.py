@@ -341,6 +341,19 @@ def _tags(db, r: Rating, window: str, at: float) -> dict:
             "item_code": None, "item_name": None, "items": None, "tag_source": source, "held": held}
 
 
+def release(db, rid: str) -> None:
+    """An admin found a held rating genuine: it is counted and forwarded from now on. Its
+    `held` reason stays, as the record of why it waited."""
+    row = db.conn.execute("select forward_state from ratings where id = ?", [rid]).fetchone()
+    if row is None:
+        raise LookupError(f"no rating {rid}")
+    if row[0] != "held":
+        raise ValueError(f"rating {rid} is not held")
+    db.conn.execute("update ratings set forward_state = 'pending', next_attempt_at = ? where id = ?",
+                    [time.time(), rid])
+    db.conn.commit()
+
+
 REJECTION_DETAILS_KEPT = 10_000  # counts are kept forever, details of the newest only
 
 

@@ -173,6 +173,16 @@ def test_ratings_signed_ahead_of_the_counter_never_cost_a_real_rating(hall):
     hall.wait_drained([p for p in pressed if p["id"] not in {r["id"] for r in held}], timeout=30)
     assert not {r["id"] for r in held} & set(hall.platform_records())
     assert link.seen["held"] >= 1
+    # held ratings stay out of the lists and statistics until an admin releases one
+    listed = {r["id"] for r in hall.api.get("/api/v1/ratings", params={"dev": dev, "limit": 1000}).json()}
+    assert not listed & {r["id"] for r in held}
+    with_held = hall.api.get("/api/v1/ratings", params={"dev": dev, "limit": 1000, "held": True}).json()
+    assert {r["id"] for r in held} <= {r["id"] for r in with_held}
+    assert hall.api.post(f"/api/v1/ratings/{held[0]['id']}/release").status_code == 200
+    assert hall.api.post(f"/api/v1/ratings/{held[0]['id']}/release").status_code == 409
+    assert hall.api.post("/api/v1/ratings/pj-0001:0/release").status_code == 404
+    hall.wait_drained([{"id": held[0]["id"]}], timeout=30)
+    assert held[0]["id"] in hall.platform_records()
 
 
 def test_a_device_whose_counter_went_back_keeps_every_rating(hall):
@@ -360,3 +370,56 @@ def test_secrets_stay_with_their_owners_and_a_flood_cannot_fill_the_log(hall):
         wait_until(counted, 30, what="the flood to be counted")
     assert log.read_text().count("rejected a message") - before <= 2 * 30  # a minute boundary may fall inside
     assert_stored_once(hall, [hall.rate("pj-0003")])
+
+
+def test_a_device_login_reads_and_writes_only_its_own_topics(hall):
+    """With pj-0003's password: publishing in other devices' names, as the gateway, with a
+    last will on another device's status, or subscribing to everything reaches nothing
+    and nobody; a retained message left on its own rating topic is cleared when the
+    gateway next sees it."""
+    creds, key = stolen(hall, "pj-0003")
+    seen = []
+    before = rejections(hall)
+    with unplugged(hall, "pj-0003"):
+        c, host, port = login(hall.cfg, creds["user"], creds["password"], "pj-0003")
+        c.will_set(protocol.topic(hall.cfg.hall, "pj-0001", "status"), b'{"v":1,"state":"offline"}', 1, True)
+        c.on_message = lambda cl, u, m: seen.append(m.topic)
+        c.connect(host, port)
+        c.loop_start()
+        c.subscribe([("#", 0), ("$SYS/#", 0), (f"pingjia/{hall.cfg.hall}/+/session", 1),
+                     (f"pingjia/{hall.cfg.hall}/pj-0001/#", 1)])
+        time.sleep(0.3)
+        for dev, leaf in (("pj-0002", "rating"), ("gateway", "status"), ("pj-0001", "session"), ("pj-0001", "ack")):
+            msg = forged(bytes.fromhex(hall.credentials["pj-0002"]["key"]), "pj-0002", 5_000_001)
+            c.publish(protocol.topic(hall.cfg.hall, dev, leaf), json.dumps(msg), qos=1).wait_for_publish(5)
+        retained = forged(key, "pj-0003", 5_000_002)
+        c.publish(protocol.topic(hall.cfg.hall, "pj-0003", "rating"), json.dumps(retained), qos=1,
+                  retain=True).wait_for_publish(5)
+        p = hall.rate("pj-0001")  # a session and an ack go to pj-0001 meanwhile
+        wait_until(lambda: rows(hall, "id = ?", (p["id"],)), 20, what="the rating")
+        c.loop_stop()
+        c.socket().close()  # no DISCONNECT: the broker would publish the will, were it allowed
+        time.sleep(0.5)
+    assert not [t for t in seen if "pj-0003" not in t], seen
+    assert not rows(hall, "seq = 5000001")
+    assert hall.api.get("/api/v1/devices/pj-0001").json()["online"]
+    assert hall.controller.link("pj-0001").link_up
+    assert rows(hall, "id = 'pj-0003:5000002'")  # stored once, as any signed rating
+    # a retained copy reaches the gateway again each time it subscribes, and is cleared
+    # then (MQTT 3.1.1 marks a message retained only when a subscription brings it)
+    hall.gateway.send_signal(signal.SIGTERM)
+    hall.gateway.wait(10)
+    hall.gateway = start_gateway(hall.cfg)
+    got = []
+    g, host, port = login(hall.cfg, hall.cfg.gateway_user, hall.cfg.gateway_password, "t-retained")
+    g.on_message = lambda cl, u, m: got.append(m.payload)
+    g.connect(host, port)
+    g.loop_start()
+    time.sleep(0.5)  # the gateway has had its retained delivery and cleared it
+    g.subscribe(protocol.topic(hall.cfg.hall, "pj-0003", "rating"), 1)
+    time.sleep(0.5)
+    g.loop_stop()
+    g.disconnect()
+    assert got == []
+    now = rejections(hall)
+    assert {k: now.get(k, 0) - before.get(k, 0) for k in now if now.get(k, 0) != before.get(k, 0)} == {}

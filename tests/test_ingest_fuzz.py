@@ -14,6 +14,11 @@ from gateway.ingest import Ingest
 from gateway.registry import Registry
 
 
+def message(topic: str, payload: bytes, mid: int):
+    """What paho hands the ingest: a QoS 1 message, not a retained copy."""
+    return types.SimpleNamespace(topic=topic, payload=payload, qos=1, mid=mid, retain=False)
+
+
 def test_random_garbage_never_escapes_and_good_ratings_still_pass(tmp_path):
     rng = random.Random(11)
     cfg = Config(home=tmp_path, hall="fz", platform_url="")
@@ -48,8 +53,8 @@ def test_random_garbage_never_escapes_and_good_ratings_still_pass(tmp_path):
                 else:
                     m[field] = rng.choice(values)
             payload = json.dumps(m).encode()
-        msgs.append(types.SimpleNamespace(topic=rng.choice(topics), payload=payload, qos=1, mid=i))
-    msgs.insert(1500, types.SimpleNamespace(topic=topics[0], payload=protocol.encode(good), qos=1, mid=99999))
+        msgs.append(message(rng.choice(topics), payload, i))
+    msgs.insert(1500, message(topics[0], protocol.encode(good), 99999))
     for i in range(0, len(msgs), 20):
         ing._acknowledge(ing._commit_group(msgs[i:i + 20]))
 
@@ -87,10 +92,11 @@ def test_a_message_that_breaks_its_handler_is_fenced_off_from_its_group(tmp_path
         raise OverflowError("boom")
 
     ing._health = broken
-    ratings = [types.SimpleNamespace(topic="pingjia/fz/pj-0001/rating", qos=1, mid=seq, payload=protocol.encode(
+    ratings = [message("pingjia/fz/pj-0001/rating", protocol.encode(
         protocol.signed(key, "rating", {"dev": "pj-0001", "seq": seq, "level": "satisfied", "reason": [], "case": "",
-                                        "ts": 1, "tsync": False, "boot": 1, "up": 1, "fw": "t"}))) for seq in (1, 2)]
-    bad = types.SimpleNamespace(topic="pingjia/fz/pj-0001/health", qos=1, mid=50, payload=b'{"v":1}')
+                                        "ts": 1, "tsync": False, "boot": 1, "up": 1, "fw": "t"})), seq)
+               for seq in (1, 2)]
+    bad = message("pingjia/fz/pj-0001/health", b'{"v":1,"dev":"pj-0001"}', 50)
     ing._acknowledge(ing._commit_group([ratings[0], bad, ratings[1]]))
     assert sorted(acked) == [1, 2, 50]
     assert db["ratings"].count == 2

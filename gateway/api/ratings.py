@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
+from .. import store
 from ..protocol import BAD_LEVELS, LEVELS, REASONS
 from . import deps
 
@@ -25,7 +26,8 @@ class Filter:
     def __init__(self, cfg=Depends(deps.cfg), window: str | None = None, staff_id: str | None = None,
                  level: Level | None = Query(None, description="one of the five levels"),
                  dev: str | None = None, since: deps.Since = None, until: deps.Until = None,
-                 repeats: bool = Query(False, description="include repeat ratings of an already rated case")):
+                 repeats: bool = Query(False, description="include repeat ratings of an already rated case"),
+                 held: bool = Query(False, description="include ratings held for an admin (not yet released)")):
         self.where, self.args = [], []
         for col, val in (("window", window), ("staff_id", staff_id), ("level", level), ("dev", dev)):
             if val is not None:
@@ -40,6 +42,8 @@ class Filter:
             self.args.append(t1)
         if not repeats:
             self.where.append("repeat_of is null")
+        if not held:
+            self.where.append("forward_state != 'held'")
 
     @property
     def sql(self) -> str:
@@ -114,3 +118,12 @@ def stats(f: Filter = Depends(), d=Depends(deps.db),
     key = "window" if by == "window" else "staff_id, staff_name"
     return list(d.query(f"select {key}, {agg} from ratings{f.sql} group by {key} order by {key.split(',')[0]}",
                         f.args))
+
+
+@router.post("/ratings/{rid}/release", summary="Release a held rating: an admin found it genuine; it is "
+             "counted and forwarded from now on", responses=deps.errors(404, 409))
+def release(rid: Annotated[str, Path(max_length=100)], d=Depends(deps.db), g=Depends(deps.gateway)):
+    store.release(d, rid)
+    if g is not None:
+        g.forwarder.wake.set()
+    return {"id": rid, "forward_state": "pending"}

@@ -12,6 +12,11 @@
 - outbox_append_ms: one record appended and flushed (fsync) on this machine's disk.
 - outbox_capacity: ratings that fit in 1 MB of littlefs (MicroPython's VfsLfs2 on a 1 MB
   block device of 4 KB blocks, as on the ESP32), filled until the flash is full.
+- tls_*: what TLS costs the device: the firmware's MQTT client connecting (to CONNACK) to
+  the hall's broker over TLS, checking it against the hall CA, against the same client
+  over plain TCP (the broker's loopback listener); the median of several connects, the
+  MicroPython heap it keeps and allocates, and the process RSS it adds (mbedTLS's own
+  buffers, which the unix port, like the ESP32's IDF heap, keeps outside the GC heap).
 """
 
 from __future__ import annotations
@@ -135,7 +140,9 @@ def _flow(args, home: Path) -> dict:
         link.send({"heap": True})
         link.wait(lambda l: l.seen["heap"] > got, 5)
         all_ms = [m for v in by_phase.values() for m in v]
-        return {
+        say("TLS: connects with and without it ...")
+        tls = _tls_cost(hall, args.heap)
+        return {**tls,
             "ratings": len(pressed), "stored": len(set(pressed) & set(hall.stored_rows())),
             "heap_size": _heap_bytes(args.heap),
             "peak_heap_bytes": link.heap.get("peak"),
@@ -148,6 +155,61 @@ def _flow(args, home: Path) -> dict:
         }
     finally:
         hall.stop()
+
+
+TLS_SCRIPT = """
+import sys, gc, time, json, asyncio, binascii, ssl
+sys.path.insert(0, %(device)r)
+from mqtt import Client
+
+def rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+
+def ctx():
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    c.verify_mode = ssl.CERT_REQUIRED
+    c.load_verify_locations(cadata=binascii.a2b_base64(%(ca)r))
+    return c
+
+async def once(tls):
+    host, port, user, pw = %(tls_login)r if tls else %(plain_login)r
+    c = Client(user, host, port, user, pw, tls=ctx() if tls else None)
+    gc.collect()
+    a0, r0, t0 = gc.mem_alloc(), rss_kb(), time.ticks_us()
+    await c.connect()
+    t = time.ticks_diff(time.ticks_us(), t0)
+    grew = gc.mem_alloc() - a0
+    gc.collect()
+    live, rss = gc.mem_alloc() - a0, rss_kb() - r0
+    await c.disconnect()
+    return t, grew, live, rss
+
+async def main():
+    for tls in (False, True):
+        for _ in range(%(runs)d):
+            print(json.dumps([tls] + list(await once(tls))))
+asyncio.run(main())
+"""
+
+
+def _tls_cost(hall: Hall, heap: str, runs: int = 7) -> dict:
+    creds = next(iter(hall.credentials.values()))
+    script = TLS_SCRIPT % {"device": str(firmware.DEVICE_DIR), "ca": creds["ca"], "runs": runs,
+                           "tls_login": (hall.cfg.broker_host, hall.cfg.broker_port, creds["user"], creds["password"]),
+                           "plain_login": ("127.0.0.1", hall.cfg.local_port, hall.cfg.gateway_user,
+                                           hall.cfg.gateway_password)}
+    p = subprocess.run([micropython_binary(), "-X", f"heapsize={heap}", "-c", script],
+                       capture_output=True, text=True, timeout=120)
+    if p.returncode:
+        raise SystemExit(f"the TLS measurement failed: {p.stderr or p.stdout}")
+    rows = [json.loads(line) for line in p.stdout.splitlines()]
+    med = lambda tls, i: statistics.median(r[i] for r in rows if r[0] == tls)  # noqa: E731
+    return {"tls_connect_ms": round(med(True, 1) / 1000, 1), "plain_connect_ms": round(med(False, 1) / 1000, 1),
+            "tls_connect_ratio": round(med(True, 1) / max(med(False, 1), 1), 1),
+            "tls_heap_allocated_bytes": med(True, 2) - med(False, 2),
+            "tls_heap_kept_bytes": med(True, 3) - med(False, 3), "tls_rss_kb": med(True, 4) - med(False, 4)}
 
 
 def _heap_bytes(text: str) -> int:
