@@ -3,6 +3,7 @@ business system's token, attacks a hall of real-firmware devices through the rea
 broker and the real API. Each test checks that the attack failed, and that every rating
 citizens confirmed on the devices meanwhile was stored once with its own tags."""
 
+import base64
 import contextlib
 import json
 import os
@@ -16,7 +17,8 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from gateway import protocol, store
+from gateway import protocol, store, tls
+from simulator.devices import VirtualDevice
 from simulator.hall import Hall, start_gateway, wait_until
 
 from .protocol_device import login
@@ -423,3 +425,29 @@ def test_a_device_login_reads_and_writes_only_its_own_topics(hall):
     assert got == []
     now = rejections(hall)
     assert {k: now.get(k, 0) - before.get(k, 0) for k in now if now.get(k, 0) != before.get(k, 0)} == {}
+
+
+def test_a_device_talks_only_to_a_broker_its_hall_ca_vouches_for(hall, tmp_path):
+    """Item 11: a broker with a certificate from another CA (an access point posing as
+    the hall's) gets no connection from the real firmware, so no password and no rating;
+    the same device with its own hall's CA comes online and rates."""
+    creds = hall.api.post("/api/v1/devices", json={"dev": "pj-0009", "window": "W09"}).json()
+    assert base64.b64decode(creds["ca"]).startswith(b"\x30")  # DER
+    tls.ensure_ca(tmp_path / "other", "impostor")
+    wrong = {**creds, "ca": tls.ca_der_b64(tmp_path / "other"), "ctl": hall.controller.address}
+    d = VirtualDevice(tmp_path / "pj-0009", wrong)
+    d.start()
+    try:
+        link = hall.controller.link("pj-0009", 20)
+        assert not link.wait(lambda l: l.link_up, 6)
+        assert not hall.api.get("/api/v1/devices/pj-0009").json()["online"]
+    finally:
+        d.stop()
+    hall.controller.forget("pj-0009")
+    d = VirtualDevice(tmp_path / "pj-0009", {**creds, "ctl": hall.controller.address})
+    d.start()
+    try:
+        link = hall.controller.link("pj-0009", 20)
+        assert link.wait(lambda l: l.link_up, 20)
+    finally:
+        d.stop()

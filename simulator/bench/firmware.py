@@ -209,7 +209,9 @@ def _tls_cost(hall: Hall, heap: str, runs: int = 7) -> dict:
     return {"tls_connect_ms": round(med(True, 1) / 1000, 1), "plain_connect_ms": round(med(False, 1) / 1000, 1),
             "tls_connect_ratio": round(med(True, 1) / max(med(False, 1), 1), 1),
             "tls_heap_allocated_bytes": med(True, 2) - med(False, 2),
-            "tls_heap_kept_bytes": med(True, 3) - med(False, 3), "tls_rss_kb": med(True, 4) - med(False, 4)}
+            "tls_heap_kept_bytes": med(True, 3) - med(False, 3),
+            # the first connection's: later ones reuse what the C heap freed
+            "tls_rss_kb": max(r[4] for r in rows if r[0])}
 
 
 def _heap_bytes(text: str) -> int:
