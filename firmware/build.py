@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import DEVICE_DIR, font, tool
 
-SOURCE_ONLY = {"main.py", "boot.py"}
+SOURCE_ONLY = {"main.py"}  # run by the board as source: main.py must be a .py
 GENERATED = {"pins"}  # device modules the build writes (pins_module)
 HARDWARE_DIR = DEVICE_DIR.parent.parent / "hardware"
 

@@ -213,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--devices", type=int, default=4)
     d.add_argument("--ratings", type=int, default=None, help="make exactly this many presses, drain, exit")
     d.add_argument("--home", default=None, help="folder for the demo's data (default: a temporary one)")
-    d.set_defaults(func=_command("simulator.demo"))
+    d.set_defaults(func=_command("simulator.commands.demo"))
 
     fw = sub.add_parser("firmware", help="the device firmware")
     fwsub = fw.add_subparsers(dest="firmware_action", required=True)
@@ -229,13 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--count", type=int, default=3)
     sd.add_argument("--seed", type=int, default=None)
     sd.add_argument("--home", default=None)
-    sd.set_defaults(func=_command("simulator.sim_devices"))
+    sd.set_defaults(func=_command("simulator.commands.devices"))
     sh = smsub.add_parser("hall", help="a hall day with the real firmware at every window; a summary table")
     sh.add_argument("--windows", type=int, default=4)
     sh.add_argument("--minutes", type=float, default=2.0, help="length of the compressed day")
     sh.add_argument("--seed", type=int, default=None)
     sh.add_argument("--home", default=None)
-    sh.set_defaults(func=_command("simulator.day"))
+    sh.set_defaults(func=_command("simulator.commands.hall"))
     sc = smsub.add_parser("chaos", help="real-firmware devices rating while gateway, broker, devices and platform fail")
     sc.add_argument("--devices", type=int, default=50)
     sc.add_argument("--ratings", type=int, default=5000, help="at least this many confirmed ratings")
@@ -243,7 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--drain-timeout", type=float, default=600)
     sc.add_argument("--seed", type=int, default=None)
     sc.add_argument("--home", default=None)
-    sc.set_defaults(func=_command("simulator.chaos"))
+    sc.set_defaults(func=_command("simulator.commands.chaos"))
     sl = smsub.add_parser("load", help="protocol-level virtual devices rating at a steady rate")
     sl.add_argument("--devices", type=int, default=10000)
     sl.add_argument("--rate", type=float, default=1000, help="ratings/s, all devices together")
@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--windows", type=int, default=100, help="the hall's windows the devices spread over")
     sl.add_argument("--heartbeat", type=float, default=60, help="seconds between a device's heartbeats")
     sl.add_argument("--home", default=None)
-    sl.set_defaults(func=_command("simulator.sim_load"))
+    sl.set_defaults(func=_command("simulator.commands.load"))
 
     b = sub.add_parser("bench", help="benchmarks; each prints a JSON line last")
     bsub = b.add_subparsers(dest="bench", required=True)
@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--dup-reply-rate", type=float, default=0, help="share of re-sent records answered 'accepted'")
     ps.add_argument("--outage-s", type=float, default=0, help="answer 503 to everything for this long")
     ps.add_argument("--seed", type=int, default=None)
-    ps.set_defaults(func=lambda a: __import__("simulator.platform", fromlist=["serve"]).serve(a))
+    ps.set_defaults(func=lambda a: __import__("simulator.platform_sim", fromlist=["serve"]).serve(a))
     return p
 
 

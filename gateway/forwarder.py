@@ -28,14 +28,14 @@ import httpx
 
 from . import store
 from .config import Config
-from .platform import Profile, ProfileError, TokenBucket, signer
+from .province import Profile, ProfileError, TokenBucket, signer
 from .protocol import LEVELS, REASONS
 
 log = logging.getLogger("pingjia.forwarder")
 
 BACKOFF_MIN = 1.0
 BACKOFF_MAX = 300.0
-BREAKER_AFTER = 5  # consecutive failed requests after which the breaker counts as open
+BREAKER_AFTER = 3  # consecutive failed requests from which the breaker is open (backoff, probes)
 BREAKER_MAX_PAUSE = 3.0  # the longest wait between probes: how late a drain may start
 AUTH_PAUSE = 60.0
 
@@ -166,8 +166,12 @@ class Forwarder:
             return True
         self.failures = 0
         self.last_error = None
-        done = [r["id"] for r in rows if results.get(r["id"], {}).get("status") in ("accepted", "duplicate")]
-        dead = {rid: f"invalid: {x.get('error')}" for rid, x in results.items() if x.get("status") == "invalid"}
+        # only this batch's ratings: a reply naming others (a faulty or hostile platform)
+        # must not mark a rating it was never sent
+        sent = {r["id"] for r in rows}
+        done = [rid for rid in sent if results.get(rid, {}).get("status") in ("accepted", "duplicate")]
+        dead = {rid: f"invalid: {x.get('error')}"[:500] for rid, x in results.items()
+                if rid in sent and x.get("status") == "invalid"}
         if done:
             with self.db.conn:
                 self.db.execute("update ratings set forward_state = 'forwarded', forwarded_at = ?, "
@@ -194,8 +198,8 @@ class Forwarder:
         with self.db.conn:
             self.db.execute(f"update ratings set attempts = attempts + 1, last_error = ? "
                             f"where id in ({','.join('?' * len(rows))})", [self.last_error, *[r["id"] for r in rows]])
-        if self.failures >= 3:
-            pause = min(BREAKER_MAX_PAUSE, 0.5 * 2.0 ** (self.failures - 3))
+        if self.failures >= BREAKER_AFTER:
+            pause = min(BREAKER_MAX_PAUSE, 0.5 * 2.0 ** (self.failures - BREAKER_AFTER))
             self.paused_until = time.time() + pause * random.uniform(0.5, 1.0)
 
     def _pause(self, seconds: float, why: str) -> None:

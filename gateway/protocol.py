@@ -137,10 +137,6 @@ class Rating:
     def id(self) -> str:
         return rating_id(self.dev, self.seq)
 
-    @property
-    def score(self) -> int:
-        return LEVELS[self.level][1]
-
 
 def rating_id(dev: str, seq: int) -> str:
     return f"{dev}:{seq}"

@@ -6,7 +6,7 @@ import pytest
 
 import firmware
 from firmware import micropython_binary
-from simulator.hall import Hall
+from simulator.harness import Hall
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "protocol" / "vectors"

@@ -14,6 +14,7 @@ import paho.mqtt.client as mqtt
 
 from gateway import protocol
 from gateway.config import Config
+from simulator.harness import wait_until
 
 
 def tls_context(ca_b64: str) -> ssl.SSLContext:
@@ -51,9 +52,7 @@ class ProtocolDevice:
         c.connect(host, port)
         c.loop_start()
         self.client = c
-        deadline = time.monotonic() + 5
-        while self.connected is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: self.connected is not None, 5, what=f"{self.dev}'s CONNACK")
         assert self.connected and not self.connected.is_failure, f"{self.dev} could not connect: {self.connected}"
         time.sleep(0.1)  # let the subscriptions settle
 

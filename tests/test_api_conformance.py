@@ -10,7 +10,7 @@ import sys
 import httpx
 import pytest
 
-from simulator.hall import Hall
+from simulator.harness import Hall
 
 
 @pytest.fixture(scope="module")

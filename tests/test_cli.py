@@ -12,7 +12,7 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from simulator.hall import free_port, let_broker_through, wait_until
+from simulator.harness import free_port, let_broker_through, wait_until
 
 
 def pingjia(*args):
@@ -28,9 +28,7 @@ def connect(home, port, user, password):
     c.on_connect = lambda cl, u, f, rc, p: result.setdefault("rc", rc)
     c.connect("127.0.0.1", port)
     c.loop_start()
-    deadline = time.monotonic() + 5
-    while "rc" not in result and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: "rc" in result, 5, what="the CONNACK")
     c.loop_stop()
     c.disconnect()
     return result.get("rc")

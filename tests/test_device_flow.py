@@ -22,7 +22,7 @@ def test_offline_indicator_while_wifi_is_down_and_ratings_still_kept(hall):
 
 
 def test_a_reason_not_chosen_in_time_is_recorded_as_none(hall):
-    import simulator.hall as h
+    import simulator.harness as h
     link = hall.controller.link("pj-0002")
     n, asked = len(link.confirmed), link.seen["reason"]
     assert link.tap(h.LEVEL_BUTTON["very_dissatisfied"], lambda l: l.seen["reason"] > asked, 5)

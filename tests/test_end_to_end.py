@@ -11,7 +11,7 @@ import httpx
 from gateway import protocol
 
 from .protocol_device import login
-from simulator.hall import wait_until
+from simulator.harness import wait_until
 
 
 def _rate_in_threads(hall, devs, per_device):
@@ -156,13 +156,7 @@ def test_bad_input_is_rejected_counted_and_good_ratings_still_pass(hall):
 
     want = {"not_json": 1, "schema": 2, "bad_signature": 1, "unsupported_version": 1,
             "unknown_device": 1, "topic_mismatch": 1}
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        counts = api.get("/api/v1/rejections").json()["counts"]
-        if counts == want:
-            break
-        time.sleep(0.1)
-    assert counts == want
+    wait_until(lambda: api.get("/api/v1/rejections").json()["counts"] == want, 15, what="the rejections")
     recent = api.get("/api/v1/rejections").json()["recent"]
     assert {r["reason"] for r in recent} == set(want) and all(r["detail"] for r in recent)
     state = api.get("/api/v1/gateway").json()

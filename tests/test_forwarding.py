@@ -7,8 +7,8 @@ import time
 import httpx
 import pytest
 
-from gateway.platform import PROFILE_DIR
-from simulator.hall import Hall
+from gateway.province import PROFILE_DIR
+from simulator.harness import Hall, wait_until
 
 from .protocol_device import ProtocolDevice
 
@@ -146,9 +146,7 @@ def test_refused_records_become_dead_letters_and_are_requeued_after_correction(t
     pressed = rate(h, 3)
     no_case = h.device.rating(level="satisfied", case="")
     h.device.send(no_case)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and len(h.api.get("/api/v1/forwarder/dead").json()) < 4:
-        time.sleep(0.2)
+    wait_until(lambda: len(h.api.get("/api/v1/forwarder/dead").json()) >= 4, 20, what="four dead letters")
     dead = {d["id"]: d for d in h.api.get("/api/v1/forwarder/dead").json()}
     assert set(dead) == {p["id"] for p in pressed} | {f"pj-0001:{no_case['seq']}"}
     assert "areaCode" in dead[pressed[0]["id"]]["last_error"]

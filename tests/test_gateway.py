@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from simulator.hall import Hall
+from simulator.harness import Hall, wait_until
 
 from .protocol_device import ProtocolDevice, login
 
@@ -64,10 +64,7 @@ def test_a_device_becomes_active_and_a_retired_one_is_locked_out_at_once(gw):
     d.client.on_disconnect = lambda *a: disconnected.append(a[3])
     d.client.reconnect_delay_set(30, 30)
     assert gw.api.post("/api/v1/devices/pj-0101/retire").json()["state"] == "retired"
-    deadline = time.monotonic() + 5
-    while not disconnected and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert disconnected, "the broker did not drop the retired device"
+    wait_until(lambda: disconnected, 5, what="the broker to drop the retired device")
     with pytest.raises(AssertionError, match="could not connect"):
         connect(gw, creds)
     assert gw.api.post("/api/v1/devices/pj-0101/retire").status_code == 409
@@ -102,17 +99,8 @@ def test_rotation_gives_new_credentials_and_the_old_key_verifies_only_in_grace(g
     d.client.publish(d.topic("rating"), json.dumps(stale), qos=1).wait_for_publish()
     d.key = bytes.fromhex(newest["key"])
     assert d.send(current)["status"] == "stored"
-    assert wait_for(lambda: gw.api.get("/api/v1/rejections").json()["counts"].get("bad_signature") == 1)
+    wait_until(lambda: gw.api.get("/api/v1/rejections").json()["counts"].get("bad_signature") == 1, 10)
     d.close()
-
-
-def wait_for(check, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_moving_a_device_pushes_the_new_windows_session(gw):
@@ -153,7 +141,7 @@ def test_an_unsynced_clock_is_corrected_from_the_sync_record_or_flagged(gw):
     time.sleep(1.1)
     # the device's clock says 2000-01-01; it has been up 200 s in boot 5 when it syncs
     d.send({"v": 1, "dev": d.dev, "id": 1, "ts": 946684800000, "boot": 5, "up": 200_000}, leaf="time/req")
-    assert wait_for(lambda: gw.api.get("/api/v1/devices/pj-0105").json()["sync_boot"] == 5)
+    wait_until(lambda: gw.api.get("/api/v1/devices/pj-0105").json()["sync_boot"] == 5, 10)
     synced = gw.api.get("/api/v1/devices/pj-0105").json()
     gw.business.sign_in("W01", "S2", "李娜")
     pressed = d.rating(ts=946684799000, tsync=False, boot=5, up=199_000)  # 1 s before the sync
@@ -194,7 +182,7 @@ def test_one_case_one_rating_batch_cases_and_the_rated_share(gw):
     share = gw.api.get("/api/v1/cases/rated-share").json()
     assert (share["cases"], share["rated"], share["share"]) == (2, 1, 0.5)
     s = d.sessions
-    assert wait_for(lambda: gw.platform_records().keys() == {row1["id"]})
+    wait_until(lambda: gw.platform_records().keys() == {row1["id"]}, 10)
     last = None
     while not s.empty():
         last = s.get()
@@ -238,15 +226,15 @@ def test_device_health_online_offline_and_stale(gw):
     c.loop_start()
     c.publish("pingjia/gw/pj-0109/status", b'{"v":1,"state":"online"}', qos=1, retain=True).wait_for_publish()
     c.publish("pingjia/gw/pj-0109/health", b'{"v":1,"dev":"pj-0109","fw":"0.1.0","outbox":3,"rssi":-61}', qos=1)
-    assert wait_for(lambda: gw.api.get("/api/v1/devices/pj-0109").json()["online"])
+    wait_until(lambda: gw.api.get("/api/v1/devices/pj-0109").json()["online"], 10)
     one = gw.api.get("/api/v1/devices/pj-0109").json()
     assert one["health"]["outbox"] == 3 and one["fw"] == "0.1.0" and one["stale"] is False
     assert one["state"] == "active"
     # three heartbeats missed (the fixture's gateway expects one a second) -> stale
-    assert wait_for(lambda: gw.api.get("/api/v1/devices/pj-0109").json()["stale"], 6)
+    wait_until(lambda: gw.api.get("/api/v1/devices/pj-0109").json()["stale"], 6)
     c.loop_stop()
     c.socket().close()  # the plug pulled: no DISCONNECT, so the broker sends the will
-    assert wait_for(lambda: not gw.api.get("/api/v1/devices/pj-0109").json()["online"], 10)
+    wait_until(lambda: not gw.api.get("/api/v1/devices/pj-0109").json()["online"], 10)
 
 
 BAD_CALLS = [
@@ -294,6 +282,6 @@ def test_every_endpoint_but_health_needs_the_token(gw):
 
 def test_the_brokers_dropped_message_counter_is_watched(gw):
     # Mosquitto publishes $SYS every sys_interval (5 s in the generated config)
-    assert wait_for(lambda: gw.api.get("/api/v1/gateway").json()["broker_dropped_messages"] is not None, 12)
+    wait_until(lambda: gw.api.get("/api/v1/gateway").json()["broker_dropped_messages"] is not None, 12)
     state = gw.api.get("/api/v1/gateway").json()
     assert state["broker_dropped_messages"] == 0 and state["broker_connected"] is True

@@ -18,8 +18,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from gateway import protocol, store, tls
-from simulator.devices import VirtualDevice
-from simulator.hall import Hall, start_gateway, wait_until
+from simulator.virtual_device import VirtualDevice
+from simulator.harness import Hall, start_gateway, wait_until
 
 from .protocol_device import login
 

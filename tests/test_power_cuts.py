@@ -6,8 +6,8 @@ import random
 import threading
 import time
 
-from simulator.devices import LEVEL_BUTTON, REASON_BUTTON
-from simulator.hall import BAD_LEVELS, wait_until
+from simulator.virtual_device import LEVEL_BUTTON, REASON_BUTTON
+from simulator.harness import BAD_LEVELS, wait_until
 
 CUTS = 500
 DEVICES = 4

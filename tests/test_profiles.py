@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from gateway.platform import HmacSha256Signer, Profile, ProfileError, signer
+from gateway.province import HmacSha256Signer, Profile, ProfileError, signer
 
 from .conftest import VECTORS
 

@@ -54,7 +54,7 @@ for v in json.load(open("signing.json")):
 
 def test_valid_rating_vector_parses():
     r, _ = protocol.parse_rating(RATINGS["valid"].encode())
-    assert (r.id, r.level, r.reason, r.score) == ("pj-0001:42", "very_dissatisfied", ("attitude", "slow"), 0)
+    assert (r.id, r.level, r.reason) == ("pj-0001:42", "very_dissatisfied", ("attitude", "slow"))
 
 
 @pytest.mark.parametrize("v", RATINGS["invalid"], ids=[v["name"] for v in RATINGS["invalid"]])

@@ -15,6 +15,7 @@ import pytest
 import serial
 
 from firmware import tool
+from simulator.harness import wait_until
 
 
 class Sim:
@@ -40,11 +41,8 @@ class Sim:
         return next(d for d in self.run("list")["devices"] if d["dev"] == dev)
 
     def wait_online(self, dev: str, online: bool = True, timeout: float = 20) -> dict:
-        deadline = time.monotonic() + timeout
-        while (d := self.device(dev))["online"] != online:
-            assert time.monotonic() < deadline, f"{dev} online is not {online}: {d}"
-            time.sleep(0.2)
-        return d
+        return wait_until(lambda: (d := self.device(dev))["online"] == online and d, timeout, interval=0.2,
+                          what=f"{dev} online to be {online}")
 
 
 def mpremote(port: str, *args: str) -> subprocess.CompletedProcess:
@@ -73,10 +71,10 @@ def test_mpremote_reaches_the_repl_of_a_running_device_and_the_app_comes_back(si
     assert sim.run("press pj-0001 satisfied")["case_no"] == first["case"]
 
     # Ctrl-C interrupts the app; the raw REPL runs code in the device's flash
-    r = mpremote(port, "exec", "import os; print(sorted(os.listdir()))")
+    r = mpremote(port, "exec", "import os, json; print(json.dumps(os.listdir()))")
     assert r.returncode == 0, r.stderr
     # the firmware in the flash root beside its data, as on the board
-    assert {"main.py", "evaluator.py", "config.json", "font.bin", "outbox.d", "seq"} <= set(eval(r.stdout.strip()))
+    assert {"main.py", "evaluator.py", "config.json", "font.bin", "outbox.d", "seq"} <= set(json.loads(r.stdout.strip()))
     assert sim.wait_online("pj-0001", False)["online"] is False  # the app stopped at the REPL
     assert sim.device("pj-0002")["online"] is True  # the other device is untouched
 
@@ -111,12 +109,8 @@ def test_mpremote_reaches_the_repl_of_a_running_device_and_the_app_comes_back(si
     # both ratings reached the gateway, the one made before the REPL session and the one after
     cfg = json.loads((Path(ready["home"]) / "gateway.json").read_text())
     api = httpx.Client(base_url=ready["api"], headers={"Authorization": f"Bearer {cfg['api_token']}"})
-    deadline = time.monotonic() + 20
-    while True:
-        rows = api.get("/api/v1/ratings", params={"window": "W01"}).json()
-        if len(rows) == 2 or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+    rows = wait_until(lambda: len(r := api.get("/api/v1/ratings", params={"window": "W01"}).json()) == 2 and r,
+                      20, interval=0.3, what="both ratings")
     assert sorted((r["case_no"], r["level"], r["reason"]) for r in rows) == sorted(
         [(first["case"], "satisfied", ""), (second["case"], "very_dissatisfied", "slow")])
 

@@ -78,11 +78,9 @@ class Display:
     def width(self, text):
         return sum(self.font.glyph(ord(c))[0] for c in text)
 
-    def show(self, lines, offline=None):
+    def show(self, lines):
         self.lines = tuple(lines)[:4]
         self._widths = [self.width(t) for t in self.lines]  # measured once, not per scroll tick
-        if offline is not None:
-            self.offline = offline
         self._scroll = 0
         self.render()
 

@@ -153,8 +153,8 @@ class Evaluator:
                 self.board.event("already_rated", case=case)
                 self.board.show(("该办件已评价", "办件 " + case, "", ""))
                 continue
-            if self.outbox.full():
-                self.full()
+            if self.outbox.is_full():
+                self.show_full()
                 continue
             reason = 0  # no reason asked: a good review
             if level in proto.BAD:
@@ -162,7 +162,7 @@ class Evaluator:
             try:
                 seq = self.store(b, reason, case)
             except OSError:
-                self.full()  # not stored, so not confirmed: the citizen sees it failed
+                self.show_full()  # not stored, so not confirmed: the citizen sees it failed
                 continue
             self.rated_case = case or None
             # the confirmation follows the flush: a rating the citizen saw confirmed is in flash
@@ -171,7 +171,7 @@ class Evaluator:
                              reason=self._reasons(reason), ms=time.ticks_diff(time.ticks_ms(), t0))
             self.wake.set()
 
-    def full(self):
+    def show_full(self):
         self.board.event("full", depth=self.outbox.depth())
         self.board.show(("暂停评价", "存储已满", "请联系工作人员", ""))
 

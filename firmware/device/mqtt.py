@@ -50,7 +50,6 @@ class Client:
         self.clean = clean
         self.on_message = on_message  # f(topic str, payload bytes)
         self.connected = False
-        self.lost = asyncio.Event()
         self._r = self._w = None
         self._pid = 0
         self._inflight = {}
@@ -60,7 +59,6 @@ class Client:
 
     async def connect(self, timeout_ms=5000):
         """Returns whether the broker kept the session (then unacked publishes are resent)."""
-        self.lost = asyncio.Event()
         try:
             # with TLS the broker's certificate must name the address we dialled
             self._r, self._w = await asyncio.wait_for_ms(asyncio.open_connection(
@@ -197,7 +195,6 @@ class Client:
         await self._close()
 
     async def _close(self):
-        was = self.connected
         self.connected = False
         if self._w is not None:
             try:
@@ -210,5 +207,3 @@ class Client:
             if t is not asyncio.current_task():
                 t.cancel()
         self._tasks = []
-        if was or not self.lost.is_set():
-            self.lost.set()

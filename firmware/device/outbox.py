@@ -114,7 +114,7 @@ class Outbox:
     def depth(self):
         return sum(s[1] for s in self._segs)
 
-    def full(self):
+    def is_full(self):
         return self.depth() >= CAPACITY
 
     # -- writing -------------------------------------------------------------------

@@ -19,11 +19,11 @@ import httpx
 
 from gateway import store
 from gateway.broker import Broker
-from gateway.platform import PROFILE_DIR
+from gateway.province import PROFILE_DIR
 from gateway.registry import Registry
 
 from .. import say
-from ..hall import free_port, local_config, start_gateway, start_platform_sim
+from ..harness import free_port, local_config, start_gateway, start_platform_sim
 from ..load import Fleet
 
 

@@ -1,6 +1,7 @@
 """`pingjia bench firmware`: the evaluator firmware's memory, latency and outbox figures.
 
-- peak_heap_bytes: the real firmware under `micropython -X heapsize=64k` in a real hall
+- peak_heap_bytes: the real firmware under `micropython -X heapsize=HEAP` (128k by default;
+  64k shows the MemoryError) in a real hall
   (Mosquitto, gateway, platform stand-in) takes RATINGS ratings while its link goes up
   and down: Wi-Fi lost, broker stopped. Live heap (after a collection) is sampled every
   20 ms on the device; the figure is the largest sample. Target <= 48 KB.
@@ -33,8 +34,8 @@ from firmware import micropython_binary
 from firmware.build import build
 
 from .. import say
-from ..devices import LEVEL_BUTTON, REASON_BUTTON
-from ..hall import BAD_LEVELS, Hall, wait_until
+from ..virtual_device import LEVEL_BUTTON, REASON_BUTTON
+from ..harness import BAD_LEVELS, Hall, wait_until
 from ..load import percentile
 
 # A typical record: the payload evaluator.store() writes, with a 17-character serial.

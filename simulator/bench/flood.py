@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 from gateway import protocol
 
 from .. import say
-from ..hall import Hall, wait_until
+from ..harness import Hall, wait_until
 from ..load import percentile
 from .ingest import rss_mb
 

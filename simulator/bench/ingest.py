@@ -28,7 +28,7 @@ from gateway.config import Config
 from gateway.registry import Registry
 
 from .. import say
-from ..hall import local_config, start_gateway
+from ..harness import local_config, start_gateway
 from ..load import Fleet, percentile
 
 

@@ -14,8 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-from . import say
-from .hall import Hall
+from .. import say
+from ..harness import Hall
 
 
 def _interrupt(*_):

@@ -22,11 +22,11 @@ from gateway.broker import Broker
 from gateway.config import Config
 from gateway.protocol import BAD_LEVELS, REASONS
 from gateway.forwarder import platform_record
-from gateway.platform import Profile
+from gateway.province import Profile
 from gateway.registry import Registry
 
 from .business import STAFF, Business
-from .devices import LEVEL_BUTTON, REASON_BUTTON, Controller, VirtualDevice
+from .virtual_device import LEVEL_BUTTON, REASON_BUTTON, Controller, VirtualDevice
 
 # a plausible hall: most citizens are satisfied, a few are not
 LEVEL_WEIGHTS = {"very_satisfied": 70, "satisfied": 18, "basically_satisfied": 6,

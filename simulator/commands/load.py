@@ -19,10 +19,10 @@ from gateway import store
 from gateway.broker import Broker
 from gateway.registry import Registry
 
-from . import say
-from .bench.ingest import rss_mb
-from .hall import local_config, start_gateway
-from .load import Fleet, percentile
+from .. import say
+from ..bench.ingest import rss_mb
+from ..harness import local_config, start_gateway
+from ..load import Fleet, percentile
 
 
 async def run(args) -> dict:

@@ -30,7 +30,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from gateway.platform import Profile, TokenBucket, signer
+from gateway.province import Profile, TokenBucket, signer
 
 TIMEOUT_HANG_S = 120
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from . import say
-from .hall import Hall
+from .. import say
+from ..harness import Hall
 
 PLATFORM_ERROR_RATE = 0.3
 

@@ -37,7 +37,6 @@ class ProfileError(ValueError):
 
 class Profile:
     def __init__(self, data: dict):
-        self.data = data
         self.name = data["name"]
         self.path = data["path"]
         self.batch_size = int(data["batch_size"])

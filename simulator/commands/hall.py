@@ -18,10 +18,10 @@ from pathlib import Path
 
 import httpx
 
-from . import say
-from .business import STAFF
-from .hall import Hall
-from .load import percentile
+from .. import say
+from ..business import STAFF
+from ..harness import Hall
+from ..load import percentile
 
 WALK_AWAY = 0.12  # citizens who leave without rating
 PRESS_TWICE = 0.08  # citizens who press again after the thanks screen

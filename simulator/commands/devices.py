@@ -20,10 +20,10 @@ from pathlib import Path
 
 from gateway.protocol import BAD_LEVELS
 
-from . import say
-from . import screen
-from .devices import LEVEL_BUTTON
-from .hall import Hall
+from .. import say
+from .. import screen
+from ..virtual_device import LEVEL_BUTTON
+from ..harness import Hall
 
 COMMANDS = {
     "list": "the devices: window, serial port, flash folder, online, boots",

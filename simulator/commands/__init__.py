@@ -1,0 +1,1 @@
+"""The `pingjia sim ...` and `pingjia demo` commands, one module each."""
