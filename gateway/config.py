@@ -8,10 +8,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
 import json
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from .errors import ConfigError
+from .protocol import ID_RE
 
 
 @dataclass
@@ -74,11 +80,48 @@ class Config:
 
     @classmethod
     def load(cls, home: Path | str) -> "Config":
+        """The hall's settings, checked: a wrong one is named, with what it should be."""
         home = Path(home)
         path = home / "gateway.json"
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise SystemExit(f"no gateway settings at {path}: run `pingjia gateway init` first")
-        known = set(cls.__dataclass_fields__) - {"home"}
-        return cls(home=home, **{k: v for k, v in data.items() if k in known})
+            raise ConfigError(f"no gateway settings at {path}: run `pingjia gateway init` first") from None
+        except ValueError as e:
+            raise ConfigError(f"{path} is not JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a JSON object of settings")
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "home"}
+        unknown = sorted(set(data) - set(fields))
+        if unknown:
+            raise ConfigError(f"unknown settings in {path}: {', '.join(unknown)}")
+        for name, value in data.items():
+            want = _TYPES[fields[name].type]
+            if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+                raise ConfigError(f"setting {name} in {path} must be {fields[name].type}, not {value!r}")
+        cfg = cls(home=home, **data)
+        cfg.check(path)
+        if set(fields) - set(data):
+            cfg.save()  # settings an older release did not have (a new token) must stay as made now
+        return cfg
+
+    def check(self, where: Path | str = "the settings") -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"timezone {self.timezone!r} in {where} is not a known time zone "
+                              f"(e.g. Asia/Shanghai)") from None
+        if not ID_RE.match(self.hall):
+            raise ConfigError(f"hall {self.hall!r} in {where}: use 1-32 letters, digits, '-' or '_'")
+        try:
+            ipaddress.ip_address(self.broker_host)
+        except ValueError:
+            raise ConfigError(f"broker_host {self.broker_host!r} in {where} must be an IP address") from None
+        for name in ("broker_port", "local_port", "api_port"):
+            if not 0 < getattr(self, name) < 65536:
+                raise ConfigError(f"{name} in {where} must be a port number")
+        if self.heartbeat_s <= 0 or self.inflight_window <= 0 or self.platform_timeout_s <= 0:
+            raise ConfigError(f"heartbeat_s, inflight_window and platform_timeout_s in {where} must be positive")
+
+
+_TYPES = {"str": str, "int": int, "bool": bool, "float": (int, float), "dict": dict}

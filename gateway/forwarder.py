@@ -26,15 +26,14 @@ import time
 
 import httpx
 
-from . import store
+from .data import forwarding, open_db
 from .config import Config
 from .province import Profile, ProfileError, TokenBucket, signer
 from .protocol import LEVELS, REASONS
 
 log = logging.getLogger("pingjia.forwarder")
 
-BACKOFF_MIN = 1.0
-BACKOFF_MAX = 300.0
+RETRY_AFTER_MAX = 300.0  # the longest Retry-After we honour
 BREAKER_AFTER = 3  # consecutive failed requests from which the breaker is open (backoff, probes)
 BREAKER_MAX_PAUSE = 3.0  # the longest wait between probes: how late a drain may start
 AUTH_PAUSE = 60.0
@@ -56,7 +55,7 @@ def platform_record(row: dict) -> dict:
 class Forwarder:
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.db = store.open_db(cfg.db_path)
+        self.db = open_db(cfg.db_path)
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, name="forwarder", daemon=True)
@@ -105,9 +104,7 @@ class Forwarder:
         now = time.time()
         if now < self.paused_until:
             return False
-        rows = list(self.db.query(
-            "select * from ratings where forward_state = 'pending' and next_attempt_at <= ? "
-            "order by next_attempt_at limit ?", [now, self.profile.batch_size]))  # index order: no sort
+        rows = forwarding.due(self.db, now, self.profile.batch_size)
         if not rows:
             return False
         if rows[0]["solo"]:
@@ -173,10 +170,7 @@ class Forwarder:
         dead = {rid: f"invalid: {x.get('error')}"[:500] for rid, x in results.items()
                 if rid in sent and x.get("status") == "invalid"}
         if done:
-            with self.db.conn:
-                self.db.execute("update ratings set forward_state = 'forwarded', forwarded_at = ?, "
-                                f"attempts = attempts + 1 where id in ({','.join('?' * len(done))})",
-                                [time.time(), *done])
+            forwarding.forwarded(self.db, done, time.time())
         if dead:
             self._dead(dead)
         missed = [r for r in rows if r["id"] not in done and r["id"] not in dead]
@@ -195,9 +189,7 @@ class Forwarder:
         self.failures += 1
         self.last_error = error[:300]
         log.warning("platform push failed (%d in a row): %s", self.failures, self.last_error)
-        with self.db.conn:
-            self.db.execute(f"update ratings set attempts = attempts + 1, last_error = ? "
-                            f"where id in ({','.join('?' * len(rows))})", [self.last_error, *[r["id"] for r in rows]])
+        forwarding.failed(self.db, [r["id"] for r in rows], self.last_error)
         if self.failures >= BREAKER_AFTER:
             pause = min(BREAKER_MAX_PAUSE, 0.5 * 2.0 ** (self.failures - BREAKER_AFTER))
             self.paused_until = time.time() + pause * random.uniform(0.5, 1.0)
@@ -208,41 +200,18 @@ class Forwarder:
         log.warning(why)
 
     def _retry_later(self, rows: list[dict], error: str) -> None:
-        now = time.time()
-        with self.db.conn:
-            for r in rows:
-                delay = min(BACKOFF_MAX, BACKOFF_MIN * 2 ** min(r["attempts"], 16))
-                delay *= random.uniform(0.5, 1.0)  # jitter: retries must not align
-                self.db.execute("update ratings set attempts = attempts + 1, next_attempt_at = ?, "
-                                "last_error = ? where id = ?", [now + delay, error[:300], r["id"]])
+        forwarding.retry_later(self.db, rows, error[:300])
 
     def _solo(self, rows: list[dict], error: str) -> None:
-        with self.db.conn:
-            self.db.execute(f"update ratings set solo = 1, last_error = ? where id in ({','.join('?' * len(rows))})",
-                            [error[:300], *[r["id"] for r in rows]])
+        forwarding.solo(self.db, [r["id"] for r in rows], error[:300])
 
     def _dead(self, reasons: dict[str, str], prefix: str = "") -> None:
         log.warning("%d ratings refused by the platform for good (dead letters)", len(reasons))
-        with self.db.conn:
-            for rid, why in reasons.items():
-                self.db.execute("update ratings set forward_state = 'dead', attempts = attempts + 1, "
-                                "last_error = ? where id = ?", [(prefix + why)[:500], rid])
-
-
-def requeue(db, ids: list[str] | None) -> int:
-    """Put dead letters back in the outbox (after the cause was corrected)."""
-    sql = ("update ratings set forward_state = 'pending', attempts = 0, solo = 0, next_attempt_at = ?, "
-           "last_error = null where forward_state = 'dead'")
-    args: list = [time.time()]
-    if ids is not None:
-        sql += f" and id in ({','.join('?' * len(ids))})"
-        args += ids
-    with db.conn:
-        return db.execute(sql, args).rowcount
+        forwarding.dead(self.db, {rid: prefix + why for rid, why in reasons.items()})
 
 
 def _retry_after(value: str | None) -> float:
     try:
-        return min(BACKOFF_MAX, max(0.1, float(value)))
+        return min(RETRY_AFTER_MAX, max(0.1, float(value)))
     except (TypeError, ValueError):
         return 1.0

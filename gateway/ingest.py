@@ -13,7 +13,6 @@ it was never application-acked for.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import socket
 import sqlite3
@@ -23,8 +22,9 @@ from collections import Counter
 
 import paho.mqtt.client as mqtt
 
-from . import protocol, store
+from . import protocol
 from .config import Config
+from .data import devices, hall, open_db, ratings, rejections, transaction
 from .protocol import Rejected
 
 log = logging.getLogger("pingjia.ingest")
@@ -61,7 +61,7 @@ class LimitedLog:
 class Ingest:
     def __init__(self, cfg: Config, on_stored=None):
         self.cfg = cfg
-        self.db = store.open_db(cfg.db_path)
+        self.db = open_db(cfg.db_path)
         self.on_stored = on_stored  # called after each newly stored rating (wakes the forwarder)
         self.counts = Counter()  # stored, duplicate, rejected:<reason>, ... since start
         self.broker_dropped: int | None = None  # the broker's own count of dropped messages
@@ -185,10 +185,7 @@ class Ingest:
         actions to run now that it is committed."""
         now = time.time()
         after = []
-        with self.lock, self.db.conn:
-            # explicit, so that no statement inside can commit on its own (sqlite-utils
-            # uses savepoints, which commit when no transaction is open)
-            self.db.conn.execute("BEGIN IMMEDIATE")
+        with self.lock, transaction(self.db):
             for msg in batch:
                 after.append((msg, self._handle_one(msg, now)))
         return after
@@ -197,19 +194,16 @@ class Ingest:
         """One message inside the group, fenced by a savepoint: a message that breaks its
         handler is rolled back and rejected as unprocessable, instead of failing (and
         endlessly retrying) the whole group. Database trouble still fails the group."""
-        conn = self.db.conn
-        conn.execute("SAVEPOINT msg")
         try:
-            actions = self.handle(msg.topic, msg.payload, now)
+            with transaction(self.db):  # a savepoint: what a failed message wrote is undone
+                actions = self.handle(msg.topic, msg.payload, now)
         except Rejected as e:
             actions = self._reject(e.reason, None, msg.topic, msg.payload, e.detail, now)
         except sqlite3.OperationalError:
             raise  # disk full, I/O error, locked: retry the group, nothing was acked
         except Exception as e:
-            conn.execute("ROLLBACK TO msg")
-            log.exception("a message on %s broke its handler", msg.topic[:100])
+            log.exception("a message on %r broke its handler", msg.topic[:100])
             actions = self._reject("unprocessable", None, msg.topic, msg.payload, repr(e)[:200], now)
-        conn.execute("RELEASE msg")
         if msg.retain and msg.payload and not msg.topic.endswith("/status"):
             # only a status is kept by the broker on purpose; anything else retained (a
             # login leaving a copy for every future subscriber) is cleared once seen,
@@ -252,7 +246,7 @@ class Ingest:
     def _device(self, dev: str) -> dict | None:
         d = self._devices.get(dev)
         if d is None:
-            d = store.device(self.db, dev)
+            d = devices.get(self.db, dev)
             if d is None or d["state"] == "retired":
                 return None
             self._devices[dev] = d
@@ -267,13 +261,13 @@ class Ingest:
             if d is None:
                 raise Rejected("unknown_device", f"{dev} is not registered or is retired")
             canonical = protocol.canonical("rating", msg)
-            if not any(protocol.check(key, canonical, r.sig) for key in store.verify_keys(d, now)):
+            if not any(protocol.check(key, canonical, r.sig) for key in devices.verify_keys(d, now)):
                 raise Rejected("bad_signature", "no key of this device verifies it")
         except Rejected as e:
             # No answer: only a rating the gateway stored is acked, so nobody can make a
             # device drop a rating by sending something in its name.
             return self._reject(e.reason, dev, topic, payload, e.detail, now)
-        status, row = store.store_rating(self.db, r, d, now)
+        status, row = ratings.store(self.db, r, d, now)
         if d["state"] == "provisioned":
             self._activate(d)
         self.counts[status] += 1
@@ -291,7 +285,7 @@ class Ingest:
         return actions
 
     def _activate(self, d: dict) -> None:
-        self.db.execute("update devices set state = 'active' where dev = ? and state = 'provisioned'", [d["dev"]])
+        devices.activate(self.db, d["dev"])
         d["state"] = "active"
 
     def _ack(self, d: dict, seq: int, status: str, reason: str | None) -> None:
@@ -304,13 +298,12 @@ class Ingest:
     def _reject(self, reason, dev, topic, payload, detail, now) -> list:
         self.counts[f"rejected:{reason}"] += 1
         self._log.warning("rejected a message on %r: %s %s", topic[:100], reason, detail)
-        store.record_rejection(self.db, reason, dev, topic, detail, payload, now)
+        rejections.record(self.db, reason, dev, topic, detail, payload, now)
         return []
 
     def _health(self, d, msg, now) -> list:
         h = protocol.parse_health(msg, d["dev"])
-        self.db.execute("update devices set health = ?, health_at = ?, fw = coalesce(?, fw) where dev = ?",
-                        [json.dumps(h, ensure_ascii=False), now, h.get("fw"), d["dev"]])
+        devices.set_health(self.db, d["dev"], h, now)
         if d["state"] == "provisioned":
             self._activate(d)
         return []
@@ -319,8 +312,7 @@ class Ingest:
         protocol.check_version(msg)
         if msg.get("state") not in ("online", "offline"):
             raise Rejected("schema", "status state is neither online nor offline")
-        self.db.execute("update devices set online = ?, status_at = ? where dev = ?",
-                        [int(msg["state"] == "online"), now, d["dev"]])
+        devices.set_online(self.db, d["dev"], msg["state"] == "online", now)
         return []
 
     def _time(self, d, req, now) -> list:
@@ -336,8 +328,7 @@ class Ingest:
             raise Rejected("schema", "time request fields missing or out of range")
         boot, up, ts = req["boot"], req["up"], req["ts"]
         offset = now - ts / 1000  # seconds the device clock was behind
-        self.db.execute("update devices set sync_at = ?, sync_boot = ?, sync_up = ?, clock_offset = ? "
-                        "where dev = ?", [now, boot, up, offset, dev])
+        devices.set_sync(self.db, dev, now, boot, up, offset)
         d.update(sync_at=now, sync_boot=boot, sync_up=up, clock_offset=offset)
         reply = protocol.signed(bytes.fromhex(d["key"]), "time",
                                 {"dev": dev, "id": req["id"], "now": int(now * 1000)})
@@ -350,11 +341,11 @@ class Ingest:
         rated case stays in the session, marked, so a device offers no second rating for it."""
         with self.lock:
             now = time.time()
-            s = store.session_at(self.db, window, now)
-            c = store.latest_case(self.db, window) if s else None
+            s = hall.session_at(self.db, window, now)
+            c = hall.latest_case(self.db, window) if s else None
             if c and c["completed_at"] < s["started_at"]:
                 c = None  # a case from an earlier session
-            for d in store.devices_at(self.db, window):
+            for d in devices.at_window(self.db, window):
                 msg = {"dev": d["dev"], "window": window,
                        "staff_id": s and s["staff_id"], "staff_name": s and s["staff_name"],
                        "case": c and c["serial"], "item_code": c and c["item_code"],

@@ -223,6 +223,7 @@ HEALTH_FIELDS = {
     "reset": RESET_CAUSES.__contains__, "rssi": _int(-128, 1), "heap_free": _int(0, U32),
     "heap_block": _int(0, U32), "outbox": _int(0, U32), "oldest_s": _int(0, U32),
     "reconnects": _int(0, U32), "corrupt": _int(0, U32), "held": _int(0, U32),
+    "errors": _int(0, U32),
 }
 
 

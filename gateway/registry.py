@@ -4,7 +4,8 @@ ingest's view of the device."""
 
 from __future__ import annotations
 
-from . import store, tls
+from . import tls
+from .data import devices
 from .broker import Broker
 from .config import Config
 
@@ -17,7 +18,7 @@ class Registry:
 
     def add(self, dev: str, window: str, model: str = "five-button") -> dict:
         """Register a device. The returned key and password are shown once, never again."""
-        creds = store.register_device(self.db, dev, window, model)
+        creds = devices.register(self.db, dev, window, model)
         self._sync_broker()
         if self.ingest:
             self.ingest.publish_session(window)
@@ -25,12 +26,12 @@ class Registry:
 
     def add_many(self, devices: list[tuple[str, str]], model: str = "five-button") -> list[dict]:
         """Register many (device, window) pairs with one broker reload."""
-        out = [self.device_config(store.register_device(self.db, dev, window, model)) for dev, window in devices]
+        out = [self.device_config(devices.register(self.db, dev, window, model)) for dev, window in devices]
         self._sync_broker()
         return out
 
     def move(self, dev: str, window: str) -> dict:
-        d = store.move_device(self.db, dev, window)
+        d = devices.move(self.db, dev, window)
         if self.ingest:
             self.ingest.forget(dev)
             self.ingest.publish_session(window)
@@ -38,7 +39,7 @@ class Registry:
 
     def retire(self, dev: str) -> None:
         """Lock the device out at once: the broker drops its connection on reload."""
-        store.retire_device(self.db, dev)
+        devices.retire(self.db, dev)
         self._sync_broker()
         if self.ingest:
             self.ingest.forget(dev)
@@ -46,7 +47,7 @@ class Registry:
 
     def rotate(self, dev: str, grace_s: float) -> dict:
         """New key and password; the device must be provisioned again to reconnect."""
-        creds = store.rotate_credentials(self.db, dev, grace_s)
+        creds = devices.rotate(self.db, dev, grace_s)
         self._sync_broker()
         if self.ingest:
             self.ingest.forget(dev)
@@ -64,5 +65,5 @@ class Registry:
 
     def _sync_broker(self) -> None:
         broker = Broker(self.cfg)
-        broker.write_config(store.device_hashes(self.db))
+        broker.write_config(devices.password_hashes(self.db))
         broker.reload()

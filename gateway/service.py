@@ -8,6 +8,7 @@ import uvicorn
 
 from .api import create_app
 from .config import Config
+from .data import devices
 from .forwarder import Forwarder
 from .ingest import Ingest
 
@@ -38,9 +39,8 @@ class Gateway:
         """At start, every device learns its window's current session (it may have changed
         while the gateway was down)."""
         with self.ingest.lock:
-            windows = {r["window"] for r in self.ingest.db.query(
-                "select distinct window from devices where state != 'retired'")}
-        for w in sorted(windows):
+            windows = devices.windows(self.ingest.db)
+        for w in windows:
             try:
                 self.ingest.publish_session(w)
             except Exception:  # one window's bad data must not keep the hall's gateway down

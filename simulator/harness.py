@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway import store
+from gateway.data import devices, open_db, ratings, rejections
 from gateway.broker import Broker
 from gateway.config import Config
 from gateway.protocol import BAD_LEVELS, REASONS
@@ -135,14 +135,14 @@ class Hall:
     def start(self) -> "Hall":
         self.home.mkdir(parents=True, exist_ok=True)
         self.cfg.save()
-        db = store.open_db(self.cfg.db_path)
+        db = open_db(self.cfg.db_path)
         self.controller = Controller()
         registry = Registry(self.cfg, db)
         for i in range(1, self.n_devices + 1):
             dev, window = f"pj-{i:04d}", f"W{i:02d}"
             self.credentials[dev] = registry.add(dev, window)
             self.windows[dev] = window
-        self.broker.write_config(store.device_hashes(db))
+        self.broker.write_config(devices.password_hashes(db))
         db.conn.close()
         self.broker.start()
         self.start_platform()
@@ -260,17 +260,17 @@ class Hall:
 
     def _read(self, query):
         """query(db) on the gateway's database, opened for this read alone."""
-        db = store.open_db(self.cfg.db_path)
+        db = open_db(self.cfg.db_path)
         try:
             return query(db)
         finally:
             db.conn.close()
 
     def stored_rows(self) -> dict[str, dict]:
-        return self._read(lambda db: {r["id"]: r for r in db.query("select * from ratings")})
+        return self._read(ratings.by_id)
 
     def rejection_counts(self) -> dict[str, int]:
-        return self._read(store.rejection_counts)
+        return self._read(rejections.counts)
 
     def wait_drained(self, pressed: list[dict], timeout: float = 120.0) -> None:
         want = {p["id"] for p in pressed}

@@ -3,6 +3,7 @@
 import time
 
 from gateway import protocol
+from simulator import screen
 
 from .protocol_device import login
 
@@ -60,3 +61,12 @@ def test_a_device_clock_drifted_into_the_future_is_flagged_not_believed(hall):
     row = hall.stored_rows()[p["id"]]
     assert row["device_ts"] / 1000 > before + 3 * 3600 - 60
     assert row["clock"] == "suspect" and before - 1 < row["rated_at"] < time.time() + 1
+
+
+def test_a_running_device_sends_its_screen(hall, tmp_path):
+    hall.new_case("pj-0001")
+    link = hall.controller.link("pj-0001")
+    fb = link.screen()
+    path = screen.save(fb, tmp_path / "pj-0001.png")
+    assert path.stat().st_size > 100 and sum(map(sum, screen.pixels(fb))) > 200
+    assert "请评价" in link.display

@@ -6,7 +6,8 @@ import subprocess
 import threading
 import time
 
-from gateway import protocol, store
+from gateway.data import devices, open_db, ratings
+from gateway import protocol
 from gateway.config import Config
 from gateway.forwarder import Forwarder
 from gateway.registry import Registry
@@ -44,7 +45,7 @@ def test_a_platform_with_an_unverifiable_certificate_gets_nothing(tmp_path):
     cfg = Config(home=tmp_path, hall="tls", platform_url=f"https://127.0.0.1:{port}",
                  platform_settings={"area_code": "440304"})
     assert cfg.platform_verify_tls is True
-    db = store.open_db(cfg.db_path)
+    db = open_db(cfg.db_path)
     reg = Registry(cfg, db)
     reg._sync_broker = lambda: None  # no broker in this test
     creds = reg.add("pj-0001", "W01")
@@ -53,7 +54,7 @@ def test_a_platform_with_an_unverifiable_certificate_gets_nothing(tmp_path):
         "tsync": True, "boot": 1, "up": 1, "fw": "t"})
     r, _ = protocol.parse_rating(protocol.encode(msg))
     with db.conn:
-        store.store_rating(db, r, store.device(db, "pj-0001"), time.time())
+        ratings.store(db, r, devices.get(db, "pj-0001"), time.time())
     fw = Forwarder(cfg)
     fw.once()
     server.close()

@@ -237,49 +237,6 @@ def test_device_health_online_offline_and_stale(gw):
     wait_until(lambda: not gw.api.get("/api/v1/devices/pj-0109").json()["online"], 10)
 
 
-BAD_CALLS = [
-    ("POST", "/api/v1/devices", {"dev": "a/b", "window": "W1"}, 422),
-    ("POST", "/api/v1/devices", {"dev": "ok", "window": "W1", "model": "toaster"}, 422),
-    ("POST", "/api/v1/devices", {"window": "W1"}, 422),
-    ("POST", "/api/v1/devices", "not json", 422),
-    ("POST", "/api/v1/devices/nope/retire", None, 404),
-    ("POST", "/api/v1/devices/nope/window", {"window": "W2"}, 404),
-    ("POST", "/api/v1/devices/nope/rotate", {"grace_hours": -1}, 422),
-    ("POST", "/api/v1/windows/W1/sign-in", {"staff_id": "S 1", "staff_name": "x"}, 422),
-    ("POST", "/api/v1/windows/W9/sign-out", None, 404),
-    ("POST", "/api/v1/cases", {"serial": "X1", "window": "W1", "item_code": "a", "item_name": "b"}, 409),
-    ("POST", "/api/v1/cases", {"serial": "X1", "window": "W1"}, 422),
-    ("POST", "/api/v1/cases", {"serial": "X" * 51, "window": "W1", "item_code": "a", "item_name": "b"}, 422),
-    ("GET", "/api/v1/ratings?limit=0", None, 422),
-    ("GET", "/api/v1/ratings?limit=abc", None, 422),
-    ("GET", "/api/v1/ratings?level=great", None, 422),
-    ("GET", "/api/v1/ratings?since=yesterday", None, 422),
-    ("GET", "/api/v1/ratings.csv?until=2026-13-01", None, 422),
-    ("GET", "/api/v1/stats?by=moon", None, 422),
-    ("GET", "/api/v1/cases?rated=maybe", None, 422),
-    ("GET", "/api/v1/nothing-here", None, 404),
-    ("DELETE", "/api/v1/devices", None, 405),
-]
-
-
-@pytest.mark.parametrize("method,path,body,status", BAD_CALLS, ids=[f"{m} {p}" for m, p, _, _ in BAD_CALLS])
-def test_bad_api_calls_get_a_clear_4xx(gw, method, path, body, status):
-    kw = {"content": body} if isinstance(body, str) else {"json": body} if body is not None else {}
-    r = gw.api.request(method, path, **kw)
-    assert r.status_code == status, r.text
-    assert r.json()["detail"]
-
-
-def test_every_endpoint_but_health_needs_the_token(gw):
-    anon = httpx.Client(base_url=gw.cfg.api_url)
-    assert anon.get("/api/v1/health").json()["broker_connected"] is True
-    for path in ("/api/v1/devices", "/api/v1/ratings", "/api/v1/ratings.csv", "/api/v1/stats", "/api/v1/cases",
-                 "/api/v1/sessions", "/api/v1/windows", "/api/v1/rejections", "/api/v1/forwarder", "/api/v1/gateway"):
-        assert anon.get(path).status_code == 401, path
-        assert anon.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401, path
-    assert anon.post("/api/v1/devices", json={"dev": "x", "window": "W1"}).status_code == 401
-
-
 def test_the_brokers_dropped_message_counter_is_watched(gw):
     # Mosquitto publishes $SYS every sys_interval (5 s in the generated config)
     wait_until(lambda: gw.api.get("/api/v1/gateway").json()["broker_dropped_messages"] is not None, 12)

@@ -17,7 +17,8 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from gateway import protocol, store, tls
+from gateway.data import schema
+from gateway import protocol, tls
 from simulator.virtual_device import VirtualDevice
 from simulator.harness import Hall, start_gateway, wait_until
 
@@ -331,7 +332,7 @@ def test_bad_names_are_refused_and_bad_stored_data_cannot_stop_the_gateway(hall)
     assert_stored_once(hall, [hall.rate("pj-0001"), hall.rate("pj-0002")])
     hall._read(lambda db: (db.execute("update sessions set staff_name = '赵敏' where window = 'W03' "
                                       "and ended_at is null"), db.conn.commit()))
-    assert store.SCHEMA_VERSION >= 2
+    assert schema.SCHEMA_VERSION >= 2
 
 
 def _uid(pid: int) -> int:

@@ -27,7 +27,8 @@ DROP_ON = ("stored", "duplicate", "held")  # acks that say the gateway has the r
 INTENT_FILE = "reboot.intent"  # written before a reboot the device chose, read at boot
 UI_TICK_MS = 5000  # the UI task checks in at least this often while waiting for a press
 
-LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")
+LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")  # button order
+REASON_SCREEN = ("请选择原因", "1态度  2效率", "3材料  4跑腿", "5未兑现承诺")  # proto.REASONS order
 
 
 def _is_ipv4(host):
@@ -177,7 +178,7 @@ class Evaluator:
 
     async def ask_reason(self):
         """(reason index 1..5, or -1 for the timeout's explicit "none"; ticks of the press)."""
-        self.board.show(("请选择原因", "1态度  2效率", "3材料  4跑腿", "5未兑现承诺"))
+        self.board.show(REASON_SCREEN)
         self.board.event("reason")
         self.supervisor.alive("ui")
         try:
@@ -349,7 +350,7 @@ class Evaluator:
             "up": self.uptime(), "boot": self.counters.boot, "reset": self.reset,
             "rssi": self.board.rssi(), "heap_free": free, "heap_block": block,
             "outbox": self.outbox.depth(), "oldest_s": age, "reconnects": self.reconnects - 1,
-            "corrupt": self.outbox.corrupt, "held": self.held, "tsync": self.tsync,
+            "corrupt": self.outbox.corrupt, "held": self.held, "errors": self.mqtt.handler_errors, "tsync": self.tsync,
             "ts": self.board.time()}), 0)
 
     async def heartbeat(self):

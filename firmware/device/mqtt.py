@@ -49,6 +49,7 @@ class Client:
         self.will = will  # (topic, payload bytes, qos, retain)
         self.clean = clean
         self.on_message = on_message  # f(topic str, payload bytes)
+        self.handler_errors = 0  # messages whose handler raised, since boot (reported in health)
         self.connected = False
         self._r = self._w = None
         self._pid = 0
@@ -172,8 +173,13 @@ class Client:
                     if qos:
                         pid = data[pos:pos + 2]
                         pos += 2
-                    if self.on_message:
-                        self.on_message(topic, data[pos:])
+                    try:
+                        if self.on_message:
+                            self.on_message(topic, data[pos:])
+                    except Exception:
+                        # counted, and still acked: a message that breaks its handler would
+                        # break it again on every redelivery; the link stays up
+                        self.handler_errors += 1
                     if qos:
                         # acked after the handler ran: the handler stores before returning
                         await self._send(_packet(PUBACK << 4, pid))

@@ -3,7 +3,8 @@
 Every endpoint but /api/v1/health needs `Authorization: Bearer <token>`: the admins'
 api_token, or for sign-in, sign-out and cases the business system's business_token,
 checked before the body is read (guard.py). Bad input gets a 4xx with a message saying what is
-wrong, never the input echoed back, and never a 500.
+wrong, never the input echoed back. The library's named errors (errors.py) are mapped to
+their status codes here and nowhere else; anything else is a bug, logged, and a 500.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from ..config import Config
+from ..errors import Conflict, NotFound
 from . import devices, hall, ops, ratings
 from .deps import auth, business_auth, errors
 from .guard import Guard
@@ -28,11 +30,11 @@ def create_app(cfg: Config, gateway=None) -> FastAPI:
     app.state.cfg = cfg
     app.state.gateway = gateway
 
-    @app.exception_handler(LookupError)
+    @app.exception_handler(NotFound)
     async def not_found(request, exc):
-        return JSONResponse({"detail": str(exc).strip("'\"")}, status_code=404)
+        return JSONResponse({"detail": str(exc)}, status_code=404)
 
-    @app.exception_handler(ValueError)
+    @app.exception_handler(Conflict)
     async def conflict(request, exc):
         return JSONResponse({"detail": str(exc)}, status_code=409)
 

@@ -13,7 +13,7 @@ from fastapi import HTTPException, Query, Request, Security
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, BeforeValidator, Field
 
-from .. import store
+from ..data import open_db
 from ..config import Config
 from ..registry import Registry
 
@@ -27,7 +27,7 @@ def gateway(request: Request):
 
 
 def db(request: Request):
-    d = store.open_db(request.app.state.cfg.db_path)
+    d = open_db(request.app.state.cfg.db_path)
     try:
         yield d
     finally:
@@ -36,7 +36,7 @@ def db(request: Request):
 
 def registry(request: Request):
     g = request.app.state.gateway
-    d = store.open_db(request.app.state.cfg.db_path)
+    d = open_db(request.app.state.cfg.db_path)
     try:
         yield Registry(request.app.state.cfg, d, g.ingest if g is not None else None)
     finally:
@@ -86,13 +86,6 @@ def errors(*codes: int) -> dict:
 def bad_query(name: str, msg: str) -> HTTPException:
     """A 422 for a query parameter, shaped as FastAPI's own validation errors."""
     return HTTPException(422, [{"loc": ["query", name], "msg": msg, "type": "value_error"}])
-
-
-def where(*conditions: tuple[str, object]) -> tuple[str | None, list]:
-    """SQL conditions for the filters given: each (clause with one ?, value) is kept when
-    the value is not None. Returns (where clause or None, arguments)."""
-    kept = [(clause, value) for clause, value in conditions if value is not None]
-    return " and ".join(c for c, _ in kept) or None, [v for _, v in kept]
 
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")

@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, Field
 
-from .. import store
+from ..data import devices
+from ..errors import NotFound
 from . import deps
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
@@ -36,7 +37,7 @@ class Rotate(BaseModel):
 def view(r: dict, cfg, now: float) -> dict:
     """A device as admins see it: no secrets; health from its last heartbeat."""
     out = {k: v for k, v in r.items() if k not in SECRETS and k != "health"}
-    out["health"] = store.health_json(r)
+    out["health"] = devices.health(r)
     out["online"] = bool(r["online"])
     out["stale"] = r["state"] != "retired" and (r["health_at"] or 0) < now - 3 * cfg.heartbeat_s
     out["key_rotation_grace_until"] = deps.iso(r["prev_key_until"], cfg.timezone) \
@@ -49,15 +50,14 @@ def view(r: dict, cfg, now: float) -> dict:
 @router.get("", summary="All devices with their health")
 def list_devices(d=Depends(deps.db), cfg=Depends(deps.cfg), state: str | None = None, window: str | None = None):
     now = time.time()
-    sql, args = deps.where(("state = ?", state), ("window = ?", window))
-    return [view(r, cfg, now) for r in d["devices"].rows_where(sql, args, order_by="dev")]
+    return [view(r, cfg, now) for r in devices.listed(d, state, window)]
 
 
 @router.get("/{dev}", summary="One device with its health", responses=deps.errors(404))
 def get_device(dev: DevPath, d=Depends(deps.db), cfg=Depends(deps.cfg)):
-    r = store.device(d, dev)
+    r = devices.get(d, dev)
     if r is None:
-        raise LookupError(f"no device {dev}")
+        raise NotFound(f"no device {dev}")
     return view(r, cfg, time.time())
 
 

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, model_validator
 
-from .. import store
+from ..data import devices, hall
 from ..protocol import TEXT_PATTERN
 from . import deps
 
@@ -66,18 +66,17 @@ def _push(g, window: str) -> None:
 
 
 @business.post("/windows/{window}/sign-in", summary="A staff member signs in at a window",
-             responses=deps.errors(400, 413))
+               responses=deps.errors(400, 413))
 def sign_in(window: WindowPath, body: SignIn, d=Depends(deps.db), g=Depends(deps.gateway)):
-    s = store.sign_in(d, window, body.staff_id, body.staff_name, time.time())
+    s = hall.sign_in(d, window, body.staff_id, body.staff_name, time.time())
     _push(g, window)
     return s
 
 
 @business.post("/windows/{window}/sign-out", summary="The staff member at a window signs out",
-             responses=deps.errors(404))
+               responses=deps.errors(404))
 def sign_out(window: WindowPath, d=Depends(deps.db), g=Depends(deps.gateway)):
-    if not store.sign_out(d, window, time.time()):
-        raise LookupError(f"nobody is signed in at window {window}")
+    hall.sign_out(d, window, time.time())
     _push(g, window)
     return {"window": window, "signed_in": False}
 
@@ -85,60 +84,42 @@ def sign_out(window: WindowPath, d=Depends(deps.db), g=Depends(deps.gateway)):
 @router.get("/windows", summary="Each window: who is signed in, its devices, its latest case")
 def windows(d=Depends(deps.db), cfg=Depends(deps.cfg)):
     now = time.time()
-    names = sorted({r["window"] for r in d.query(
-        "select window from devices where state != 'retired' union select window from sessions")})
     out = []
-    for w in names:
-        s = store.session_at(d, w, now)
-        c = store.latest_case(d, w)
+    for w in hall.windows(d):
+        s = hall.session_at(d, w, now)
+        c = hall.latest_case(d, w)
         out.append({"window": w, "staff_id": s and s["staff_id"], "staff_name": s and s["staff_name"],
                     "signed_in_at": deps.iso(s and s["started_at"], cfg.timezone),
-                    "devices": [x["dev"] for x in store.devices_at(d, w)],
+                    "devices": [x["dev"] for x in devices.at_window(d, w)],
                     "latest_case": c and {"serial": c["serial"], "item_name": c["item_name"],
                                           "rated": bool(c["rating_id"])}})
     return out
 
 
 @router.get("/sessions", summary="Staff sessions, newest first")
-def sessions(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = None,
+def sessions(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Query(None, max_length=32),
              limit: int = Query(100, ge=1, le=1000)):
-    rows = d["sessions"].rows_where("window = ?" if window else None, [window] if window else [],
-                                    order_by="started_at desc", limit=limit)
     return [{**r, "started_at": deps.iso(r["started_at"], cfg.timezone),
-             "ended_at": deps.iso(r["ended_at"], cfg.timezone)} for r in rows]
+             "ended_at": deps.iso(r["ended_at"], cfg.timezone)} for r in hall.sessions(d, window, limit)]
 
 
 @business.post("/cases", status_code=201, summary="A case was completed at a window",
-             responses=deps.errors(400, 409, 413))
+               responses=deps.errors(400, 409, 413))
 def case_completed(body: Case, d=Depends(deps.db), g=Depends(deps.gateway)):
-    row = store.complete_case(d, body.serial, body.window, body.item_list(), time.time())
+    row = hall.complete_case(d, body.serial, body.window, body.item_list(), time.time())
     _push(g, body.window)
     return row
 
 
 @router.get("/cases", summary="Cases, newest first; rated=false lists the unrated ones")
-def cases(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = None, rated: bool | None = None,
-          since: deps.Since = None, until: deps.Until = None, limit: int = Query(100, ge=1, le=1000)):
-    where, args = _case_filter(window, rated, deps.to_epoch(since, cfg.timezone),
-                               deps.to_epoch(until, cfg.timezone, end=True))
-    rows = d["cases"].rows_where(where, args, order_by="completed_at desc", limit=limit)
-    return [{**r, "completed_at": deps.iso(r["completed_at"], cfg.timezone)} for r in rows]
+def cases(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Query(None, max_length=32),
+          rated: bool | None = None, since: deps.Since = None, until: deps.Until = None,
+          limit: int = Query(100, ge=1, le=1000)):
+    found = hall.cases(d, window, rated, deps.to_epoch(since, cfg.timezone),
+                       deps.to_epoch(until, cfg.timezone, end=True), limit)
+    return [{**r, "completed_at": deps.iso(r["completed_at"], cfg.timezone)} for r in found]
 
 
 @router.get("/cases/rated-share", summary="主动评价率: the share of completed cases that were rated")
 def rated_share(d=Depends(deps.db), cfg=Depends(deps.cfg), since: deps.Since = None, until: deps.Until = None):
-    where, args = _case_filter(None, None, deps.to_epoch(since, cfg.timezone),
-                               deps.to_epoch(until, cfg.timezone, end=True))
-    sql = ("select window, count(*) cases, count(rating_id) rated from cases"
-           + (f" where {where}" if where else "") + " group by window order by window")
-    per = [{**r, "share": round(r["rated"] / r["cases"], 4)} for r in d.query(sql, args)]
-    total, rated = sum(r["cases"] for r in per), sum(r["rated"] for r in per)
-    return {"cases": total, "rated": rated, "share": round(rated / total, 4) if total else None, "windows": per}
-
-
-def _case_filter(window, rated, since, until):
-    sql, args = deps.where(("window = ?", window), ("completed_at >= ?", since), ("completed_at < ?", until))
-    if rated is not None:
-        rated_sql = "rating_id is not null" if rated else "rating_id is null"
-        sql = f"{sql} and {rated_sql}" if sql else rated_sql
-    return sql, args
+    return hall.rated_share(d, deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True))

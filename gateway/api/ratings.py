@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
-from .. import store
-from ..protocol import BAD_LEVELS, LEVELS, REASONS
+from ..data import ratings
+from ..protocol import LEVELS, REASONS
 from . import deps
 
 router = APIRouter(prefix="/api/v1", tags=["ratings"])
@@ -20,34 +20,15 @@ assert set(Level.__args__) == set(LEVELS)
 OFFSET_MAX = 10**9
 
 
-class Filter:
-    """The filters ratings, the CSV export and the statistics share."""
-
-    def __init__(self, cfg=Depends(deps.cfg), window: str | None = None, staff_id: str | None = None,
-                 level: Level | None = Query(None, description="one of the five levels"),
-                 dev: str | None = None, since: deps.Since = None, until: deps.Until = None,
-                 repeats: bool = Query(False, description="include repeat ratings of an already rated case"),
-                 held: bool = Query(False, description="include ratings held for an admin (not yet released)")):
-        self.where, self.args = [], []
-        for col, val in (("window", window), ("staff_id", staff_id), ("level", level), ("dev", dev)):
-            if val is not None:
-                self.where.append(f"{col} = ?")
-                self.args.append(val)
-        t0, t1 = deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True)
-        if t0 is not None:
-            self.where.append("rated_at >= ?")
-            self.args.append(t0)
-        if t1 is not None:
-            self.where.append("rated_at < ?")
-            self.args.append(t1)
-        if not repeats:
-            self.where.append("repeat_of is null")
-        if not held:
-            self.where.append("forward_state != 'held'")
-
-    @property
-    def sql(self) -> str:
-        return (" where " + " and ".join(self.where)) if self.where else ""
+def selection(cfg=Depends(deps.cfg), window: str | None = Query(None, max_length=32),
+              staff_id: str | None = Query(None, max_length=32),
+              level: Level | None = Query(None, description="one of the five levels"),
+              dev: str | None = Query(None, max_length=32), since: deps.Since = None, until: deps.Until = None,
+              repeats: bool = Query(False, description="include repeat ratings of an already rated case"),
+              held: bool = Query(False, description="include ratings held for an admin (not yet released)")):
+    """The filters the ratings list, the CSV export and the statistics share."""
+    return ratings.Filter(window, staff_id, level, dev, deps.to_epoch(since, cfg.timezone),
+                          deps.to_epoch(until, cfg.timezone, end=True), repeats, held)
 
 
 def _row(r: dict, tz: str) -> dict:
@@ -59,11 +40,10 @@ def _row(r: dict, tz: str) -> dict:
 
 
 @router.get("/ratings", summary="Ratings, oldest first, filtered")
-def ratings(f: Filter = Depends(), d=Depends(deps.db), cfg=Depends(deps.cfg),
-            limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=OFFSET_MAX)):
+def list_ratings(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=Depends(deps.cfg),
+                 limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=OFFSET_MAX)):
     # the device's signature stays with the rating: it is the evidence
-    rows = d.query(f"select * from ratings{f.sql} order by rated_at, id limit ? offset ?", [*f.args, limit, offset])
-    return [_row(r, cfg.timezone) for r in rows]
+    return [_row(r, cfg.timezone) for r in ratings.listed(d, f, limit, offset)]
 
 
 CSV_COLUMNS = ("id", "rated_at", "window", "staff_id", "staff_name", "case_no", "item_code", "item_name",
@@ -83,8 +63,8 @@ def _cell(v):
             response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                              "description": "one row per rating, a header row first"}})
-def ratings_csv(f: Filter = Depends(), d=Depends(deps.db), cfg=Depends(deps.cfg)):
-    rows = list(d.query(f"select * from ratings{f.sql} order by rated_at, id", f.args))
+def ratings_csv(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=Depends(deps.cfg)):
+    rows = list(ratings.each(d, f))
 
     def lines():
         buf = io.StringIO()
@@ -107,23 +87,15 @@ def ratings_csv(f: Filter = Depends(), d=Depends(deps.db), cfg=Depends(deps.cfg)
 
 @router.get("/stats", summary="Counts, mean score (10/8/6/3/0), satisfaction rate and bad reviews, "
                               "overall or per window or staff member")
-def stats(f: Filter = Depends(), d=Depends(deps.db),
+def stats(f: ratings.Filter = Depends(selection), d=Depends(deps.db),
           by: str | None = Query(None, pattern="^(window|staff)$", description="window or staff")):
-    bad = ",".join(f"'{lv}'" for lv in BAD_LEVELS)
-    agg = (f"count(*) ratings, round(avg(score), 2) mean_score, "
-           f"round(1.0 * sum(level not in ({bad})) / count(*), 4) satisfaction_rate, "
-           f"sum(level in ({bad})) bad_reviews")
-    if by is None:
-        return next(iter(d.query(f"select {agg} from ratings{f.sql}", f.args)))
-    key = "window" if by == "window" else "staff_id, staff_name"
-    return list(d.query(f"select {key}, {agg} from ratings{f.sql} group by {key} order by {key.split(',')[0]}",
-                        f.args))
+    return ratings.stats(d, f, by)
 
 
 @router.post("/ratings/{rid}/release", summary="Release a held rating: an admin found it genuine; it is "
              "counted and forwarded from now on", responses=deps.errors(404, 409))
 def release(rid: Annotated[str, Path(max_length=100)], d=Depends(deps.db), g=Depends(deps.gateway)):
-    store.release(d, rid)
+    ratings.release(d, rid)
     if g is not None:
         g.forwarder.wake.set()
     return {"id": rid, "forward_state": "pending"}

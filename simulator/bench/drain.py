@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from gateway import store
+from gateway.data import open_db
 from gateway.broker import Broker
 from gateway.province import PROFILE_DIR
 from gateway.registry import Registry
@@ -39,7 +39,7 @@ async def run(args) -> dict:
                        platform_profile=str(home / "profile.json"),
                        platform_settings={"area_code": "440304", "dept_code": "11440304MB2C00001X"})
     cfg.save()
-    db = store.open_db(cfg.db_path)
+    db = open_db(cfg.db_path)
     creds = Registry(cfg, db).add_many([(f"pj-{i:04d}", f"W{i % 20:02d}") for i in range(args.publishers)])
     db.conn.close()
     broker = Broker(cfg)

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 
-from gateway import store
+from gateway.data import open_db
 from gateway.broker import Broker
 from gateway.config import Config
 from gateway.registry import Registry
@@ -94,7 +94,7 @@ async def run(args) -> dict:
     cfg = local_config(home, "bench", platform_url="", inflight_window=args.window,
                        group_wait_ms=args.group_wait_ms)
     cfg.save()
-    db = store.open_db(cfg.db_path)
+    db = open_db(cfg.db_path)
     reg = Registry(cfg, db)
     say(f"registering {args.publishers} + {args.devices} devices in {home} ...")
     tp_creds = reg.add_many([(f"tp-{i:04d}", f"W{i % 20:02d}") for i in range(args.publishers)])

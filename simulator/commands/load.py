@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway import store
+from gateway.data import open_db
 from gateway.broker import Broker
 from gateway.registry import Registry
 
@@ -29,7 +29,7 @@ async def run(args) -> dict:
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="pingjia-load-"))
     cfg = local_config(home, "load", platform_url="")
     cfg.save()
-    db = store.open_db(cfg.db_path)
+    db = open_db(cfg.db_path)
     say(f"registering {args.devices} devices in {home} ...")
     creds = Registry(cfg, db).add_many([(f"ld-{i:05d}", f"W{i % args.windows:02d}") for i in range(args.devices)])
     db.conn.close()
@@ -47,7 +47,7 @@ async def run(args) -> dict:
         took = time.monotonic() - t0
         acked = fleet.acked() - acked0
         heartbeats = await beats
-        db = store.open_db(cfg.db_path)
+        db = open_db(cfg.db_path)
         stored = db.execute("select count(*) from ratings").fetchone()[0]
         db.conn.close()
         ms = lambda p: round(percentile(lat, p) * 1000, 2) if lat else None  # noqa: E731

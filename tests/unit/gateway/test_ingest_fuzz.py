@@ -8,7 +8,8 @@ import random
 import time
 import types
 
-from gateway import protocol, store
+from gateway.data import open_db, rejections
+from gateway import protocol
 from gateway.config import Config
 from gateway.ingest import Ingest
 from gateway.registry import Registry
@@ -23,7 +24,7 @@ def test_random_garbage_never_escapes_and_good_ratings_still_pass(tmp_path):
     rng = random.Random(11)
     cfg = Config(home=tmp_path, hall="fz", platform_url="")
     cfg.save()
-    db = store.open_db(cfg.db_path)
+    db = open_db(cfg.db_path)
     reg = Registry(cfg, db)
     reg._sync_broker = lambda: None  # no broker here
     creds = reg.add("pj-0001", "W01")
@@ -61,7 +62,7 @@ def test_random_garbage_never_escapes_and_good_ratings_still_pass(tmp_path):
     assert sorted(acked) == sorted(m.mid for m in msgs)  # every message answered, none left hanging
     assert ing.counts["internal_error"] == 0 and ing.counts["commit_retries"] == 0
     assert db["ratings"].count == 1 and db["ratings"].get("pj-0001:1")["level"] == "satisfied"
-    counts = store.rejection_counts(db)
+    counts = rejections.counts(db)
     on = {t: sum(1 for m in msgs if m.topic == t) for t in topics}
     rejected_on = {r["topic"]: r["n"] for r in db.query("select topic, count(*) n from rejections group by topic")}
     assert counts["wrong_topic"] == on["nonsense"] + on["pingjia/other/pj-0001/rating"]
@@ -78,7 +79,7 @@ def test_random_garbage_never_escapes_and_good_ratings_still_pass(tmp_path):
 def test_a_message_that_breaks_its_handler_is_fenced_off_from_its_group(tmp_path):
     cfg = Config(home=tmp_path, hall="fz", platform_url="")
     cfg.save()
-    db = store.open_db(cfg.db_path)
+    db = open_db(cfg.db_path)
     reg = Registry(cfg, db)
     reg._sync_broker = lambda: None
     key = bytes.fromhex(reg.add("pj-0001", "W01")["key"])
@@ -100,5 +101,5 @@ def test_a_message_that_breaks_its_handler_is_fenced_off_from_its_group(tmp_path
     ing._acknowledge(ing._commit_group([ratings[0], bad, ratings[1]]))
     assert sorted(acked) == [1, 2, 50]
     assert db["ratings"].count == 2
-    assert store.rejection_counts(db) == {"unprocessable": 1}
+    assert rejections.counts(db) == {"unprocessable": 1}
     assert db["devices"].get("pj-0001")["fw"] is None  # its half-done write was rolled back

@@ -7,7 +7,7 @@ import sys
 
 from firmware import micropython_binary
 
-from .conftest import VECTORS
+from tests.conftest import VECTORS
 
 
 def build(out):

@@ -7,7 +7,7 @@ import pytest
 
 from gateway.province import HmacSha256Signer, Profile, ProfileError, signer
 
-from .conftest import VECTORS
+from tests.conftest import VECTORS
 
 V = json.loads((VECTORS / "profiles.json").read_text())
 CASES = [(c, p) for c in V["cases"] for p in ("national", "provincial")]

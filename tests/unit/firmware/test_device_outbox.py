@@ -1,6 +1,6 @@
 """The device's outbox and counters, run by the real MicroPython unix port."""
 
-from .conftest import run_device_code
+from tests.conftest import run_device_code
 
 APPEND_5 = """
 import json

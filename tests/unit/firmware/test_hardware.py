@@ -3,12 +3,12 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from gateway.protocol import LEVELS
 from firmware import micropython_binary
+from firmware.build import HARDWARE_DIR
 
-BOARD = json.loads((Path(__file__).parent.parent / "hardware" / "five-button.json").read_text())
+BOARD = json.loads((HARDWARE_DIR / "five-button.json").read_text())
 FLASH = set(range(6, 12))  # wired to the module's flash
 STRAPPING = {0, 12, 15}  # decide the boot mode (2 and 5 too, but outputs there are safe)
 INPUT_ONLY = set(range(34, 40))  # and without internal pull-ups

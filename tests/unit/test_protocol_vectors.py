@@ -8,7 +8,7 @@ import pytest
 
 from gateway import protocol
 
-from .conftest import VECTORS, run_device_code
+from tests.conftest import VECTORS, run_device_code
 
 SIGNING = json.loads((VECTORS / "signing.json").read_text())["vectors"]
 RATINGS = json.loads((VECTORS / "ratings.json").read_text())

@@ -1,0 +1,101 @@
+"""What the hall's business system reports: staff sessions at each window, and each
+completed case (办件), which a device shows and a rating names."""
+
+from __future__ import annotations
+
+import json
+
+from ..errors import Conflict, NotFound
+from . import one, rows, transaction, where
+
+
+def session_at(db, window: str, ts: float) -> dict | None:
+    return one(db, "select * from sessions where window = ? and started_at <= ? "
+                   "and (ended_at is null or ended_at > ?) order by started_at desc limit 1", [window, ts, ts])
+
+
+def sign_in(db, window: str, staff_id: str, staff_name: str, at: float) -> dict:
+    """A staff member signs in; whoever was signed in at the window is signed out."""
+    with transaction(db):
+        _end_session(db, window, at)
+        db.execute("insert into sessions (window, staff_id, staff_name, started_at) values (?, ?, ?, ?)",
+                   [window, staff_id, staff_name, at])
+    return session_at(db, window, at)
+
+
+def sign_out(db, window: str, at: float) -> None:
+    with transaction(db):
+        if not _end_session(db, window, at):
+            raise NotFound(f"nobody is signed in at window {window}")
+
+
+def _end_session(db, window, at) -> int:
+    return db.execute("update sessions set ended_at = ? where window = ? and ended_at is null",
+                      [at, window]).rowcount
+
+
+def complete_case(db, serial: str, window: str, items: list[tuple[str, str]], at: float) -> dict:
+    """Record a completed case. A batch case lists several items under one serial
+    number and still gets one rating; the first item names the case."""
+    if not items:
+        raise Conflict("a case needs at least one item")
+    with transaction(db):
+        s = session_at(db, window, at)
+        if s is None:
+            raise Conflict(f"no staff signed in at window {window}")
+        if case(db, serial):
+            raise Conflict(f"case {serial} is already recorded")
+        row = {"serial": serial, "window": window, "staff_id": s["staff_id"], "staff_name": s["staff_name"],
+               "item_code": items[0][0], "item_name": items[0][1],
+               "items": json.dumps([{"code": c, "name": n} for c, n in items], ensure_ascii=False),
+               "completed_at": at, "rating_id": None}
+        db.execute(f"insert into cases ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
+    return row
+
+
+def case(db, serial: str) -> dict | None:
+    return one(db, "select * from cases where serial = ?", [serial])
+
+
+def latest_case(db, window: str) -> dict | None:
+    return one(db, "select * from cases where window = ? order by completed_at desc limit 1", [window])
+
+
+def mark_rated(db, serial: str, rating_id: str) -> None:
+    db.execute("update cases set rating_id = ? where serial = ?", [rating_id, serial])
+
+
+# -- views --------------------------------------------------------------------------
+def windows(db) -> list[str]:
+    """Every window with a device or a session."""
+    return [r["window"] for r in rows(db, "select window from devices where state != 'retired' "
+                                          "union select window from sessions order by window")]
+
+
+def sessions(db, window: str | None, limit: int) -> list[dict]:
+    sql, args = where(("window = ?", window))
+    return rows(db, f"select * from sessions{sql} order by started_at desc limit ?", [*args, limit])
+
+
+def _case_filter(window, rated, since, until) -> tuple[str, list]:
+    sql, args = where(("window = ?", window), ("completed_at >= ?", since), ("completed_at < ?", until))
+    if rated is not None:
+        rated_sql = "rating_id is not null" if rated else "rating_id is null"
+        sql = f"{sql} and {rated_sql}" if sql else f" where {rated_sql}"
+    return sql, args
+
+
+def cases(db, window: str | None, rated: bool | None, since: float | None, until: float | None,
+          limit: int) -> list[dict]:
+    sql, args = _case_filter(window, rated, since, until)
+    return rows(db, f"select * from cases{sql} order by completed_at desc limit ?", [*args, limit])
+
+
+def rated_share(db, since: float | None, until: float | None) -> dict:
+    """主动评价率: the share of completed cases that were rated, overall and per window."""
+    sql, args = _case_filter(None, None, since, until)
+    per = [{**r, "share": round(r["rated"] / r["cases"], 4)} for r in rows(
+        db, f"select window, count(*) cases, count(rating_id) rated from cases{sql} group by window "
+            f"order by window", args)]
+    total, rated = sum(r["cases"] for r in per), sum(r["rated"] for r in per)
+    return {"cases": total, "rated": rated, "share": round(rated / total, 4) if total else None, "windows": per}

@@ -1,0 +1,105 @@
+"""The simulator's commands, registered with `pingjia` (entry point group
+"pingjia.commands"): `demo`, `sim ...`, `bench ...`, `platform-sim`. Each command's module
+loads only when it runs; they need the `sim` extra (the MicroPython unix port)."""
+
+from __future__ import annotations
+
+import importlib
+
+
+def _command(module: str, function: str = "main"):
+    return lambda args: getattr(importlib.import_module(module), function)(args)
+
+
+def register(sub) -> None:
+    d = sub.add_parser("demo", help="a whole hall on this machine: broker, gateway, stand-ins, virtual devices")
+    d.add_argument("--devices", type=int, default=4)
+    d.add_argument("--ratings", type=int, default=None, help="make exactly this many presses, drain, exit")
+    d.add_argument("--home", default=None, help="folder for the demo's data (default: a temporary one)")
+    d.set_defaults(func=_command("simulator.commands.demo"))
+
+    sm = sub.add_parser("sim", help="the simulator: virtual devices and scenarios")
+    smsub = sm.add_subparsers(dest="sim", required=True)
+    sd = smsub.add_parser("devices", help="real-firmware devices as serial ports (mpremote works on them) "
+                                          "in a running hall; commands on stdin")
+    sd.add_argument("--count", type=int, default=3)
+    sd.add_argument("--seed", type=int, default=None)
+    sd.add_argument("--home", default=None)
+    sd.set_defaults(func=_command("simulator.commands.devices"))
+    sh = smsub.add_parser("hall", help="a hall day with the real firmware at every window; a summary table")
+    sh.add_argument("--windows", type=int, default=4)
+    sh.add_argument("--minutes", type=float, default=2.0, help="length of the compressed day")
+    sh.add_argument("--seed", type=int, default=None)
+    sh.add_argument("--home", default=None)
+    sh.set_defaults(func=_command("simulator.commands.hall"))
+    sc = smsub.add_parser("chaos", help="real-firmware devices rating while gateway, broker, devices and platform fail")
+    sc.add_argument("--devices", type=int, default=50)
+    sc.add_argument("--ratings", type=int, default=5000, help="at least this many confirmed ratings")
+    sc.add_argument("--kills", type=int, default=10, help="at least this many kill -9 of the gateway")
+    sc.add_argument("--drain-timeout", type=float, default=600)
+    sc.add_argument("--seed", type=int, default=None)
+    sc.add_argument("--home", default=None)
+    sc.set_defaults(func=_command("simulator.commands.chaos"))
+    sl = smsub.add_parser("load", help="protocol-level virtual devices rating at a steady rate")
+    sl.add_argument("--devices", type=int, default=10000)
+    sl.add_argument("--rate", type=float, default=1000, help="ratings/s, all devices together")
+    sl.add_argument("--seconds", type=float, default=30)
+    sl.add_argument("--windows", type=int, default=100, help="the hall's windows the devices spread over")
+    sl.add_argument("--heartbeat", type=float, default=60, help="seconds between a device's heartbeats")
+    sl.add_argument("--home", default=None)
+    sl.set_defaults(func=_command("simulator.commands.load"))
+
+    b = sub.add_parser("bench", help="benchmarks; each prints a JSON line last")
+    bsub = b.add_subparsers(dest="bench", required=True)
+    bi = bsub.add_parser("ingest", help="the gateway's durable ingest: throughput, ack latency, 10,000 devices")
+    bi.add_argument("--ratings", type=int, default=30000, help="ratings for the throughput runs")
+    bi.add_argument("--publishers", type=int, default=50, help="devices publishing in the throughput runs")
+    bi.add_argument("--runs", type=int, default=3, help="throughput runs of each kind; the median is reported")
+    bi.add_argument("--rate", type=int, default=1000, help="ratings/s for the latency run")
+    bi.add_argument("--seconds", type=float, default=10, help="length of the latency run")
+    bi.add_argument("--devices", type=int, default=10000, help="devices connected at once")
+    bi.add_argument("--heartbeat", type=float, default=60, help="seconds between a device's heartbeats")
+    bi.add_argument("--hold", type=float, default=65, help="seconds to hold the devices connected")
+    bi.add_argument("--window", type=int, default=100, help="the broker's in-flight window = the largest group commit")
+    bi.add_argument("--group-wait-ms", type=float, default=2.0, help="how long a group waits for company")
+    bi.add_argument("--home", default=None)
+    bi.set_defaults(func=_command("simulator.bench.ingest"))
+    bf = bsub.add_parser("firmware", help="the evaluator firmware: heap, press-to-confirm latency, outbox")
+    bf.add_argument("--ratings", type=int, default=1000, help="ratings through the whole flow")
+    bf.add_argument("--heap", default="128k", help="the device's MicroPython heap (64k: see README)")
+    bf.add_argument("--home", default=None)
+    bf.set_defaults(func=_command("simulator.bench.firmware"))
+
+    bfl = bsub.add_parser("flood", help="a stolen login floods the hall: memory, and honest ratings meanwhile")
+    bfl.add_argument("--seconds", type=float, default=20, help="length of each flood (QoS 0, then QoS 1)")
+    bfl.add_argument("--size", type=int, default=4000, help="bytes per garbage message")
+    bfl.add_argument("--baseline", type=int, default=5, help="ratings timed before the flood")
+    bfl.add_argument("--home", default=None)
+    bfl.set_defaults(func=_command("simulator.bench.flood"))
+    bd = bsub.add_parser("drain", help="forwarding after a platform outage: delivered, duplicates, drain rate")
+    bd.add_argument("--ratings", type=int, default=100000)
+    bd.add_argument("--rate", type=float, default=1000, help="records/s the returning platform accepts (R)")
+    bd.add_argument("--error-rate", type=float, default=0.1, help="share of requests it fails")
+    bd.add_argument("--profile", default="national")
+    bd.add_argument("--publishers", type=int, default=50)
+    bd.add_argument("--timeout", type=float, default=1800, help="give up draining after this many seconds")
+    bd.add_argument("--home", default=None)
+    bd.set_defaults(func=_command("simulator.bench.drain"))
+
+    ps = sub.add_parser("platform-sim", help="the provincial platform stand-in, with fault injection")
+    ps.add_argument("--port", type=int, default=8090)
+    ps.add_argument("--profile", default="national", help="province profile: national, provincial or a path")
+    ps.add_argument("--app-key", default="pingjia")
+    ps.add_argument("--app-secret-file", help="a file holding the secret the gateway signs requests with "
+                    "(or set PINGJIA_PLATFORM_SECRET; never on the command line, where `ps` shows it)")
+    ps.add_argument("--rate", type=float, default=None, help="records/s it accepts (default: the profile's)")
+    ps.add_argument("--error-rate", type=float, default=0, help="share of requests answered 503")
+    ps.add_argument("--latency-ms", type=float, default=0)
+    ps.add_argument("--timeout-rate", type=float, default=0, help="share of requests that hang")
+    ps.add_argument("--lost-reply-rate", type=float, default=0, help="share stored, then answered 500")
+    ps.add_argument("--drop-rate", type=float, default=0, help="share stored, then the connection dropped")
+    ps.add_argument("--dup-reply-rate", type=float, default=0, help="share of re-sent records answered 'accepted'")
+    ps.add_argument("--outage-s", type=float, default=0, help="answer 503 to everything for this long")
+    ps.add_argument("--seed", type=int, default=None)
+    ps.set_defaults(func=_command("simulator.platform_sim", "serve"))
+

@@ -1,0 +1,58 @@
+"""Every copy of the shared names equals protocol/vectors/names.json: the gateway's, the
+simulator's, the API's, the province profiles' level maps, and, under MicroPython, the
+device's (its protocol module, its screens and its MQTT client)."""
+
+import json
+import typing
+
+from gateway import protocol
+from gateway.api.ratings import Level
+from gateway.province import PROFILE_DIR
+from simulator import mqttlite
+from simulator.virtual_device import LEVEL_BUTTON, REASON_BUTTON
+
+from tests.conftest import VECTORS, run_device_code
+
+NAMES = json.loads((VECTORS / "names.json").read_text())
+LEVELS = NAMES["levels"]
+REASONS = NAMES["reasons"]
+
+
+def test_the_gateway_and_the_simulator_keep_the_same_names():
+    assert protocol.LEVELS == {lv["code"]: (lv["zh"], lv["score"]) for lv in LEVELS}
+    assert list(protocol.LEVELS) == [lv["code"] for lv in LEVELS]  # best to worst
+    assert protocol.BAD_LEVELS == {lv["code"] for lv in LEVELS if lv["bad"]}
+    assert protocol.REASONS == {r["code"]: r["zh"] for r in REASONS}
+    assert list(typing.get_args(Level)) == [lv["code"] for lv in LEVELS]
+    assert LEVEL_BUTTON == {lv["code"]: lv["button"] for lv in LEVELS}
+    assert REASON_BUTTON == {r["code"]: r["button"] for r in REASONS if r["button"]}
+    assert {k: getattr(mqttlite, k) for k in NAMES["mqtt_packets"]} == NAMES["mqtt_packets"]
+
+
+def test_every_province_profile_maps_every_level():
+    for path in PROFILE_DIR.glob("*.json"):
+        text = path.read_text()
+        for lv in LEVELS:
+            assert f'"{lv["code"]}"' in text, (path.name, lv["code"])
+
+
+def test_the_device_keeps_the_same_names(tmp_path):
+    (tmp_path / "names.json").write_text(json.dumps(NAMES, ensure_ascii=False))
+    out = run_device_code("""
+import json, proto, mqtt, evaluator
+names = json.load(open("names.json"))
+print(json.dumps({
+    "levels": list(proto.LEVELS), "bad": list(proto.BAD), "reasons": list(proto.REASONS),
+    "level_names": list(evaluator.LEVEL_NAMES), "reason_screen": evaluator.REASON_SCREEN,
+    "mqtt": {k: getattr(mqtt, k) for k in names["mqtt_packets"]}}))
+""", tmp_path)[0]
+    by_button = sorted(LEVELS, key=lambda lv: lv["button"])
+    assert out["levels"] == [lv["code"] for lv in by_button]  # button N is proto.LEVELS[N - 1]
+    assert out["bad"] == [lv["code"] for lv in by_button if lv["bad"]]
+    assert out["level_names"] == [lv["zh"] for lv in by_button]
+    with_button = sorted((r for r in REASONS if r["button"]), key=lambda r: r["button"])
+    assert out["reasons"] == [r["code"] for r in with_button]
+    screen = " ".join(out["reason_screen"])
+    for r in with_button:  # the reason screen labels each button with its reason
+        assert f"{r['button']}{r['label']}" in screen, (r, screen)
+    assert out["mqtt"] == NAMES["mqtt_packets"]
