@@ -79,7 +79,7 @@ class Board:
             self._panel = Panel(i2c, d["i2c"]["addr"])
         except OSError:
             self._panel = None  # no panel answering: rate blind rather than not at all
-        wifi = cfg.get("wifi") or {}
+        wifi = cfg["wifi"]
         self._ssid, self._psk = wifi.get("ssid"), wifi.get("psk")
         self.wlan = network.WLAN(network.STA_IF)
         self._wdt = None

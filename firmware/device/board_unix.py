@@ -30,9 +30,9 @@ class Board:
     model = "five-button"
 
     def __init__(self, cfg):
-        self.ctl = cfg.get("ctl")
-        self.dev = cfg.get("dev")
-        self.buttons = Buttons(cfg.get("debounce_ms", 30), cfg.get("min_gap_ms", 800))
+        self.ctl = cfg["ctl"]
+        self.dev = cfg["dev"]
+        self.buttons = Buttons(cfg["debounce_ms"], cfg["min_gap_ms"])
         self.display = Display()
         self.wifi = True
         self._w = None
@@ -41,7 +41,7 @@ class Board:
         self._clock_offset = 0  # the unix port cannot set the host clock, so it keeps an offset
         self._wdt_deadline = None
         self._wdt_ms = 0
-        self._heap_watch = cfg.get("heap_watch_ms")
+        self._heap_watch = cfg["heap_watch_ms"]
         self.heap_peak = 0
         self.heap_start = 0  # live heap when the app started: mostly the modules' bytecode
 

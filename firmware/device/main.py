@@ -4,13 +4,10 @@
 # Maintenance: for the first seconds after boot the app has not started and the watchdog
 # is not running, so a technician's serial tool (mpremote, Ctrl-C) reaches a REPL that
 # stays; a file named "maintenance" in flash keeps the app from starting at all.
-import json
 import os
 import sys
 import time
 import asyncio
-
-MAINTENANCE_S = 3
 
 
 def load_board(cfg):
@@ -22,9 +19,9 @@ def load_board(cfg):
 
 
 def main():
+    import config
     try:
-        with open("config.json") as f:
-            cfg = json.load(f)
+        cfg = config.load()
     except (OSError, ValueError) as e:
         print("pingjia: no usable config.json in flash:", e)
         return
@@ -34,10 +31,9 @@ def main():
         return
     except OSError:
         pass
-    wait = cfg.get("maintenance_s", MAINTENANCE_S)
-    if wait:
-        print("pingjia: app starts in %d s; Ctrl-C for the REPL" % wait)
-        time.sleep(wait)
+    if cfg["maintenance_s"]:
+        print("pingjia: app starts in %d s; Ctrl-C for the REPL" % cfg["maintenance_s"])
+        time.sleep(cfg["maintenance_s"])
     from evaluator import Evaluator
     asyncio.run(Evaluator(load_board(cfg), cfg).run())
 

@@ -38,7 +38,7 @@ from ..virtual_device import LEVEL_BUTTON, REASON_BUTTON
 from ..harness import BAD_LEVELS, Hall, wait_until
 from ..load import percentile
 
-# A typical record: the payload evaluator.store() writes, with a 17-character serial.
+# A typical record: the payload flow.store() writes (records.encode), with a 17-character serial.
 OUTBOX_SCRIPT = """
 import os, sys, time, json
 sys.path.insert(0, %(device)r)

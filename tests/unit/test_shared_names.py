@@ -39,11 +39,11 @@ def test_every_province_profile_maps_every_level():
 def test_the_device_keeps_the_same_names(tmp_path):
     (tmp_path / "names.json").write_text(json.dumps(NAMES, ensure_ascii=False))
     out = run_device_code("""
-import json, proto, mqtt, evaluator
+import json, proto, mqtt, flow
 names = json.load(open("names.json"))
 print(json.dumps({
     "levels": list(proto.LEVELS), "bad": list(proto.BAD), "reasons": list(proto.REASONS),
-    "level_names": list(evaluator.LEVEL_NAMES), "reason_screen": evaluator.REASON_SCREEN,
+    "level_names": list(flow.LEVEL_NAMES), "reason_screen": flow.REASON_SCREEN,
     "mqtt": {k: getattr(mqtt, k) for k in names["mqtt_packets"]}}))
 """, tmp_path)[0]
     by_button = sorted(LEVELS, key=lambda lv: lv["button"])

@@ -125,9 +125,9 @@ def test_the_supervisor_stops_feeding_the_watchdog_when_a_task_is_stuck(tmp_path
 def test_the_unix_watchdog_resets_the_device_and_the_reset_is_on_record(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"dev": "pj-9"}))
     script = """
-import asyncio, sys
+import asyncio, sys, config
 from board_unix import Board
-b = Board({"dev": "pj-9"})
+b = Board(dict(config.DEFAULTS, dev="pj-9"))
 print(repr(b.reset_cause()))
 async def main():
     b.wdt_start(200)  # and never fed

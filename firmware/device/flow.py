@@ -1,0 +1,90 @@
+# The citizen's flow: what the screen shows, a press, a reason for a bad review, and the
+# rating stored in flash. A rating is confirmed to the citizen only once it is flushed
+# to the outbox; the link (link.py) takes it from there.
+import asyncio
+import time
+
+import proto
+import records
+
+REASON_TIMEOUT_S = 15
+UI_TICK_MS = 5000  # the flow checks in at least this often while waiting for a press
+LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")  # button order
+REASON_SCREEN = ("请选择原因", "1态度  2效率", "3材料  4跑腿", "5未兑现承诺")  # proto.REASONS order
+
+
+class Flow:
+    def __init__(self, ev):
+        self.ev = ev
+        self.board = ev.board
+
+    def show_idle(self):
+        s = self.ev.session
+        if s and s.get("case") and s["case"] != self.ev.rated_case:
+            self.board.show((s.get("item_name") or "", "办件 " + s["case"],
+                             "工号 " + (s.get("staff_id") or "") + " " + (s.get("staff_name") or ""),
+                             "请评价"))
+        else:
+            self.board.show(("欢迎评价", "窗口 " + (s.get("window") or "") if s else "", "", ""))
+
+    def show_full(self):
+        self.board.event("full", depth=self.ev.outbox.depth())
+        self.board.show(("暂停评价", "存储已满", "请联系工作人员", ""))
+
+    async def press(self):
+        """The next press as (button, ticks when pressed), checking in while waiting."""
+        while True:
+            self.ev.supervisor.alive("ui")
+            try:
+                return await asyncio.wait_for_ms(self.board.buttons.get(), UI_TICK_MS)
+            except asyncio.TimeoutError:
+                pass
+
+    async def run(self):
+        ev = self.ev
+        while True:
+            b, t0 = await self.press()
+            level = proto.LEVELS[b - 1]
+            self.board.confirm(b)  # LED and buzzer at once: the press was felt
+            case = (ev.session or {}).get("case") or ""
+            if case and case == ev.rated_case:
+                self.board.event("already_rated", case=case)
+                self.board.show(("该办件已评价", "办件 " + case, "", ""))
+                continue
+            if ev.outbox.is_full():
+                self.show_full()
+                continue
+            reason = 0  # no reason asked: a good review
+            if level in proto.BAD:
+                reason, t0 = await self.ask_reason()
+            try:
+                seq = self.store(b, reason, case)
+            except OSError:
+                self.show_full()  # not stored, so not confirmed: the citizen sees it failed
+                continue
+            ev.rated_case = case or None
+            # the confirmation follows the flush: a rating the citizen saw confirmed is in flash
+            self.board.show(("谢谢您的评价", LEVEL_NAMES[b - 1], "", ""))
+            self.board.event("confirmed", seq=seq, boot=ev.counters.boot, level=level, case=case,
+                             reason=records.reasons(reason), ms=time.ticks_diff(time.ticks_ms(), t0))
+            ev.link.wake.set()
+
+    async def ask_reason(self):
+        """(reason index 1..5, or -1 for the timeout's explicit "none"; ticks of the press)."""
+        self.board.show(REASON_SCREEN)
+        self.board.event("reason")
+        self.ev.supervisor.alive("ui")
+        try:
+            b, t = await asyncio.wait_for(self.board.buttons.get(), REASON_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            return -1, time.ticks_ms()  # recorded explicitly: the citizen gave no reason
+        self.board.confirm(b)
+        return b, t
+
+    def store(self, button, reason, case):
+        """Flush one rating to flash as a compact record (records.py); returns its seq."""
+        ev = self.ev
+        seq = ev.counters.next_seq()
+        ev.outbox.append(seq, records.encode(button, reason, self.board.time(), ev.tsync, ev.uptime(), case),
+                         ev.header)
+        return seq
