@@ -42,10 +42,11 @@ def build(name: str = "gb2312", source: Path = UNIFONT_HEX) -> bytes:
     if not source.exists():
         raise SystemExit(f"{source} is missing: install Debian's `unifont` package (bash .ci/setup does)")
     wanted = charset(name)
-    half, full = {}, {}
+    half: dict[int, bytes] = {}
+    full: dict[int, bytes] = {}
     for line in source.read_text().splitlines():
-        cp, _, bits = line.partition(":")
-        cp = int(cp, 16)
+        hexcp, _, bits = line.partition(":")
+        cp = int(hexcp, 16)
         if cp in wanted:
             (half if len(bits) == 32 else full)[cp] = bytes.fromhex(bits)
     h, f = sorted(half), sorted(full)

@@ -128,9 +128,10 @@ log_type notice
 set_tcp_nodelay true
 # A message larger than any the protocol has disconnects its sender.
 max_packet_size {MAX_PACKET}
-# Queues are bounded, so that no flood can take the broker's memory. What is dropped
-# here is resent: a device keeps each rating until the gateway's application ack.
-max_queued_messages 10000
+# Queues are bounded, so that no flood can take the broker's memory: 16 MB per client
+# holds some 45,000 ratings, or 4,000 messages of the largest size. What is dropped here
+# is resent: a device keeps each rating until the gateway's application ack.
+max_queued_messages 100000
 max_queued_bytes {16 * 1024 * 1024}
 max_inflight_messages {cfg.inflight_window}
 sys_interval 5

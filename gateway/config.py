@@ -79,7 +79,7 @@ class Config:
         tmp.replace(path)
 
     @classmethod
-    def load(cls, home: Path | str) -> "Config":
+    def load(cls, home: Path | str) -> Config:
         """The hall's settings, checked: a wrong one is named, with what it should be."""
         home = Path(home)
         path = home / "gateway.json"
@@ -96,7 +96,7 @@ class Config:
         if unknown:
             raise ConfigError(f"unknown settings in {path}: {', '.join(unknown)}")
         for name, value in data.items():
-            want = _TYPES[fields[name].type]
+            want = _TYPES[str(fields[name].type)]
             if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
                 raise ConfigError(f"setting {name} in {path} must be {fields[name].type}, not {value!r}")
         cfg = cls(home=home, **data)
@@ -124,4 +124,5 @@ class Config:
             raise ConfigError(f"heartbeat_s, inflight_window and platform_timeout_s in {where} must be positive")
 
 
-_TYPES = {"str": str, "int": int, "bool": bool, "float": (int, float), "dict": dict}
+_TYPES: dict[str, type | tuple[type, ...]] = {"str": str, "int": int, "bool": bool, "float": (int, float),
+                                              "dict": dict}

@@ -26,10 +26,10 @@ import time
 
 import httpx
 
-from .data import forwarding, open_db
 from .config import Config
-from .province import Profile, ProfileError, TokenBucket, signer
+from .data import forwarding, open_db
 from .protocol import LEVELS, REASONS
+from .province import Profile, ProfileError, TokenBucket, signer
 
 log = logging.getLogger("pingjia.forwarder")
 
@@ -211,6 +211,8 @@ class Forwarder:
 
 
 def _retry_after(value: str | None) -> float:
+    if value is None:
+        return 1.0
     try:
         return min(RETRY_AFTER_MAX, max(0.1, float(value)))
     except (TypeError, ValueError):

@@ -63,7 +63,7 @@ class Ingest:
         self.cfg = cfg
         self.db = open_db(cfg.db_path)
         self.on_stored = on_stored  # called after each newly stored rating (wakes the forwarder)
-        self.counts = Counter()  # stored, duplicate, rejected:<reason>, ... since start
+        self.counts: Counter[str] = Counter()  # stored, duplicate, rejected:<reason>, ... since start
         self.broker_dropped: int | None = None  # the broker's own count of dropped messages
         self.lock = threading.RLock()  # guards self.db: the writer and the API's session pushes
         self.connected = threading.Event()
@@ -85,7 +85,7 @@ class Ingest:
         c.on_socket_open = self._on_socket_open
         c.max_inflight_messages_set(1000)  # our own acks and sessions, outgoing
         c.max_queued_messages_set(0)
-        c.reconnect_delay_set(0.2, 5)
+        c.reconnect_delay_set(0.2, 5)  # type: ignore[arg-type]  # seconds: paho takes a float, hints an int
         self.client = c
 
     @property
@@ -343,7 +343,7 @@ class Ingest:
             now = time.time()
             s = hall.session_at(self.db, window, now)
             c = hall.latest_case(self.db, window) if s else None
-            if c and c["completed_at"] < s["started_at"]:
+            if c and s and c["completed_at"] < s["started_at"]:
                 c = None  # a case from an earlier session
             for d in devices.at_window(self.db, window):
                 msg = {"dev": d["dev"], "window": window,

@@ -53,7 +53,7 @@ class Profile:
             raise ProfileError(f"profile {self.name}: id_field {self.id_field} is not among its fields")
 
     @classmethod
-    def load(cls, name_or_path: str) -> "Profile":
+    def load(cls, name_or_path: str) -> Profile:
         path = Path(name_or_path)
         if not path.suffix:
             path = PROFILE_DIR / f"{name_or_path}.json"

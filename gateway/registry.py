@@ -5,9 +5,9 @@ ingest's view of the device."""
 from __future__ import annotations
 
 from . import tls
-from .data import devices
 from .broker import Broker
 from .config import Config
+from .data import devices
 
 
 class Registry:
@@ -24,9 +24,9 @@ class Registry:
             self.ingest.publish_session(window)
         return self.device_config(creds)
 
-    def add_many(self, devices: list[tuple[str, str]], model: str = "five-button") -> list[dict]:
+    def add_many(self, pairs: list[tuple[str, str]], model: str = "five-button") -> list[dict]:
         """Register many (device, window) pairs with one broker reload."""
-        out = [self.device_config(devices.register(self.db, dev, window, model)) for dev, window in devices]
+        out = [self.device_config(devices.register(self.db, dev, window, model)) for dev, window in pairs]
         self._sync_broker()
         return out
 

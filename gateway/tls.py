@@ -57,7 +57,7 @@ def ensure_ca(tls_dir: Path, hall: str) -> None:
     tls_dir.mkdir(parents=True, exist_ok=True)
     tls_dir.chmod(0o700)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     name = _name(f"Pingjia hall {hall} CA")
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -78,7 +78,7 @@ def ensure_broker_cert(tls_dir: Path, broker_dir: Path, host: str) -> bool:
     crt, key_path = broker_dir / "broker.crt", broker_dir / "broker.key"
     ip = ipaddress.ip_address(host)
     ca_cert = x509.load_pem_x509_certificate((tls_dir / "ca.crt").read_bytes())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     if crt.exists() and key_path.exists():
         cert = x509.load_pem_x509_certificate(crt.read_bytes())
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -86,6 +86,7 @@ def ensure_broker_cert(tls_dir: Path, broker_dir: Path, host: str) -> bool:
                 and cert.not_valid_after_utc > now + datetime.timedelta(days=30)):
             return False
     ca_key = serialization.load_pem_private_key((tls_dir / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey), "the hall CA's key is ECDSA (ensure_ca)"
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (x509.CertificateBuilder().subject_name(_name(host)).issuer_name(ca_cert.subject)
             .public_key(key.public_key()).serial_number(x509.random_serial_number())

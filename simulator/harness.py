@@ -17,11 +17,11 @@ from pathlib import Path
 
 import httpx
 
-from gateway.data import devices, open_db, ratings, rejections
 from gateway.broker import Broker
 from gateway.config import Config
-from gateway.protocol import BAD_LEVELS, REASONS
+from gateway.data import devices, open_db, ratings, rejections
 from gateway.forwarder import platform_record
+from gateway.protocol import BAD_LEVELS, REASONS
 from gateway.province import Profile
 from gateway.registry import Registry
 
@@ -132,7 +132,7 @@ class Hall:
         self._case_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------
-    def start(self) -> "Hall":
+    def start(self) -> Hall:
         self.home.mkdir(parents=True, exist_ok=True)
         self.cfg.save()
         db = open_db(self.cfg.db_path)
@@ -228,6 +228,7 @@ class Hall:
         n, asked = len(link.confirmed), link.seen["reason"]
         confirmed = lambda l: len(l.confirmed) > n  # noqa: E731
         if level in BAD_LEVELS:
+            assert reason, "a bad review needs its reason"
             ok = (link.tap(LEVEL_BUTTON[level], lambda l: l.seen["reason"] > asked, timeout)
                   and link.tap(REASON_BUTTON[reason], confirmed, timeout))
         else:

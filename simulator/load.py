@@ -11,15 +11,16 @@ import json
 import random
 import ssl
 import time
+from collections.abc import Sequence
 
 from gateway import protocol
 
 from .mqttlite import MQTTLite
 
 
-def percentile(values: list[float], p: float) -> float | None:
+def percentile(values: Sequence[float], p: float) -> float:
     if not values:
-        return None
+        raise ValueError("no values to take a percentile of")
     s = sorted(values)
     return s[min(len(s) - 1, int(p / 100 * len(s)))]
 
@@ -44,7 +45,8 @@ class LoadDevice:
 
     async def connect(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> None:
         self.conn = await MQTTLite.connect(
-            host, port, tls=tls, client_id=self.dev, user=self.creds["user"], password=self.creds["password"], keepalive=60,
+            host, port, tls=tls, client_id=self.dev, user=self.creds["user"], password=self.creds["password"],
+            keepalive=60,
             will=(self.topic("status"), b'{"v":1,"state":"offline"}', 1, True), on_message=self._message)
         self.conn.subscribe([(self.topic("ack"), 0), (self.topic("session"), 1)])
         self.conn.publish(self.topic("status"), b'{"v":1,"state":"online","fw":"load"}', 1, retain=True)
@@ -105,7 +107,7 @@ class Fleet:
                     try:
                         await d.connect(self.host, self.port, self.tls)
                         return
-                    except (OSError, asyncio.TimeoutError):
+                    except (TimeoutError, OSError):
                         await asyncio.sleep(0.2 * (attempt + 1) * random.random())
                 raise ConnectionError(f"{d.dev} could not connect")
 

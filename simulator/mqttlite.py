@@ -46,7 +46,7 @@ class MQTTLite(asyncio.Protocol):
 
     @classmethod
     async def connect(cls, host: str, port: int, timeout: float = 10.0, tls: ssl.SSLContext | None = None,
-                      **kw) -> "MQTTLite":
+                      **kw) -> MQTTLite:
         loop = asyncio.get_running_loop()
         self = cls(**kw)
         self.connack = loop.create_future()

@@ -24,6 +24,7 @@ import random
 import threading
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -54,15 +55,21 @@ class Faults(BaseModel):
     outage_s: float = Field(0, ge=0, le=86400)
 
 
+@dataclass
+class _State:
+    faults: Faults
+    outage_until: float = 0.0  # monotonic time the outage ends
+
+
 def create_app(profile: Profile, app_key: str, app_secret: str, rate: float | None = None,
                faults: Faults | None = None, seed: int | None = None) -> FastAPI:
     app = FastAPI(title=f"Provincial platform stand-in ({profile.name})")
     auth = signer(profile, app_key, app_secret)
     rate = rate or profile.rate_limit
     bucket = TokenBucket(rate, max(rate, profile.batch_size))
-    state = {"faults": faults or Faults(), "outage_until": 0.0}
-    if state["faults"].outage_s:
-        state["outage_until"] = time.monotonic() + state["faults"].outage_s
+    state = _State(faults or Faults())
+    if state.faults.outage_s:
+        state.outage_until = time.monotonic() + state.faults.outage_s
     records: dict[str, dict] = {}
     stats: Counter = Counter()
     lock = threading.Lock()
@@ -75,12 +82,12 @@ def create_app(profile: Profile, app_key: str, app_secret: str, rate: float | No
 
     @app.post(profile.path)
     async def push(request: Request):
-        f: Faults = state["faults"]
+        f: Faults = state.faults
         body = await request.body()
         stats["requests"] += 1
         if f.latency_ms:
             await asyncio.sleep(f.latency_ms / 1000)
-        if time.monotonic() < state["outage_until"]:
+        if time.monotonic() < state.outage_until:
             return error(503, "platform under maintenance")
         if not auth.check("POST", profile.path, body, request.headers):
             return error(401, "bad signature or app key")
@@ -131,13 +138,13 @@ def create_app(profile: Profile, app_key: str, app_secret: str, rate: float | No
     @app.get("/sim/stats")
     def get_stats():
         return {**stats, "stored": len(records), "rate_limit_per_s": rate,
-                "faults": state["faults"].model_dump(),
-                "outage_left_s": max(0.0, round(state["outage_until"] - time.monotonic(), 1))}
+                "faults": state.faults.model_dump(),
+                "outage_left_s": max(0.0, round(state.outage_until - time.monotonic(), 1))}
 
     @app.post("/sim/faults")
     def set_faults(body: Faults):
-        state["faults"] = body
-        state["outage_until"] = time.monotonic() + body.outage_s if body.outage_s else 0.0
+        state.faults = body
+        state.outage_until = time.monotonic() + body.outage_s if body.outage_s else 0.0
         return get_stats()
 
     @app.get("/health")

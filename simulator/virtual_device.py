@@ -161,8 +161,8 @@ class DeviceLink:
                 self.link_up = bool(ev.get("up"))
             elif kind == "confirmed":
                 self.confirmed.append(ev)
-            elif kind == "acked":
-                self.acked.add(ev.get("seq"))
+            elif kind == "acked" and isinstance(ev.get("seq"), int):
+                self.acked.add(ev["seq"])
             elif kind == "boot":
                 self.boot = ev
             elif kind == "heap":

@@ -71,7 +71,8 @@ def test_init_add_device_and_the_broker_admits_exactly_that_device(hall_home, tm
     assert r.returncode == 0 and json.loads(out.read_text())["user"] == "pj-0008"
 
     listed = pingjia("gateway", "device", "list", "--home", str(home)).stdout.splitlines()
-    assert [line.split()[:3] for line in listed] == [["pj-0007", "W07", "provisioned"], ["pj-0008", "W08", "provisioned"]]
+    assert [line.split()[:3] for line in listed] == [["pj-0007", "W07", "provisioned"],
+                                                     ["pj-0008", "W08", "provisioned"]]
     moved = json.loads(pingjia("gateway", "device", "move", "--home", str(home), "pj-0007", "--window", "W01").stdout)
     assert moved["window"] == "W01" and "key" not in moved
 
@@ -81,7 +82,8 @@ def test_init_add_device_and_the_broker_admits_exactly_that_device(hall_home, tm
     assert bad.returncode != 0 and "error 422" in bad.stderr
 
     rotated = json.loads(pingjia("gateway", "device", "rotate", "--home", str(home), "pj-0007").stdout)
-    assert wait_until(lambda: connect(home, port, "pj-0007", creds["password"]).is_failure, 5, what="the old password to die")
+    assert wait_until(lambda: connect(home, port, "pj-0007", creds["password"]).is_failure, 5,
+                      what="the old password to die")
     assert connect(home, port, "pj-0007", rotated["password"]) == 0
     assert pingjia("gateway", "device", "retire", "--home", str(home), "pj-0007").returncode == 0
     assert wait_until(lambda: connect(home, port, "pj-0007", rotated["password"]).is_failure, 5, what="the lock-out")

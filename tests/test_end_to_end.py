@@ -9,9 +9,9 @@ import time
 import httpx
 
 from gateway import protocol
+from simulator.harness import wait_until
 
 from .protocol_device import login
-from simulator.harness import wait_until
 
 
 def _rate_in_threads(hall, devs, per_device):

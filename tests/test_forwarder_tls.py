@@ -6,9 +6,9 @@ import subprocess
 import threading
 import time
 
-from gateway.data import devices, open_db, ratings
 from gateway import protocol
 from gateway.config import Config
+from gateway.data import devices, open_db, ratings
 from gateway.forwarder import Forwarder
 from gateway.registry import Registry
 

@@ -170,7 +170,8 @@ def test_one_case_one_rating_batch_cases_and_the_rated_share(gw):
     batch = gw.api.post("/api/v1/cases", json={"serial": "B-1", "window": "W01", "items": [
         {"code": "A1", "name": "营业执照变更登记"}, {"code": "A2", "name": "税务登记变更"}]})
     assert batch.status_code == 201, batch.text
-    gw.api.post("/api/v1/cases", json={"serial": "C-2", "window": "W01", "item_code": "X", "item_name": "居民身份证换领"})
+    gw.api.post("/api/v1/cases", json={"serial": "C-2", "window": "W01", "item_code": "X",
+                                       "item_name": "居民身份证换领"})
     first = d.rating(case="B-1", level="very_satisfied")
     second = d.rating(case="B-1", level="very_dissatisfied", reason=["attitude"])
     assert d.send(first)["status"] == "stored" and d.send(second)["status"] == "stored"

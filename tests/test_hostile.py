@@ -17,10 +17,10 @@ import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
-from gateway.data import schema
 from gateway import protocol, tls
-from simulator.virtual_device import VirtualDevice
+from gateway.data import schema
 from simulator.harness import Hall, start_gateway, wait_until
+from simulator.virtual_device import VirtualDevice
 
 from .protocol_device import login
 
@@ -223,7 +223,8 @@ def test_a_case_of_another_window_cannot_be_rated(hall):
         x.close()
         wait_until(lambda: rows(hall, "id = ?", (rid,)), 10, what="the foreign-case rating")
     r = rows(hall, "id = ?", (rid,))[0]
-    assert (r["held"], r["window"], r["tag_source"], r["forward_state"]) == ("foreign_case", "W01", "foreign_case", "held")
+    assert (r["held"], r["window"], r["tag_source"], r["forward_state"]) == \
+        ("foreign_case", "W01", "foreign_case", "held")
     c = hall.api.get("/api/v1/cases", params={"window": "W02"}).json()
     assert next(x for x in c if x["serial"] == case)["rating_id"] is None
     real = hall.press("pj-0002", "satisfied")
@@ -279,7 +280,8 @@ def test_malformed_ratings_and_heartbeats_are_refused_and_break_no_view(hall):
         x.publish("pj-0002", "health", {**health, "outbox": 1.5e308}, qos=0)
         x.publish("pj-0002", "health", {**health, "v": True}, qos=0)
         x.publish("pj-0002", "status", {"v": 1, "state": ["online"] * 500})
-        x.publish("pj-0002", "time/req", {"v": 1, "dev": "pj-0002", "id": {"x": "\n" * 100}, "ts": 1, "boot": 1, "up": 1},
+        x.publish("pj-0002", "time/req",
+                  {"v": 1, "dev": "pj-0002", "id": {"x": "\n" * 100}, "ts": 1, "boot": 1, "up": 1},
                   qos=0)
         x.publish("pj-0002", "health", {**health, "junk": "j" * 2000, "up": 2}, qos=0)  # unknown: dropped
         x.close()

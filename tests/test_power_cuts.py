@@ -6,8 +6,8 @@ import random
 import threading
 import time
 
-from simulator.virtual_device import LEVEL_BUTTON, REASON_BUTTON
 from simulator.harness import BAD_LEVELS, wait_until
+from simulator.virtual_device import LEVEL_BUTTON, REASON_BUTTON
 
 CUTS = 500
 DEVICES = 4
@@ -67,7 +67,7 @@ def test_500_power_cuts_lose_and_duplicate_no_confirmed_rating(hall_factory):
     wait_until(lambda: set(want) <= set(hall.stored_rows()), 120, interval=0.5,
                what="every confirmed rating to be stored")
     rows = hall.stored_rows()
-    for rid, (dev, boot, ev) in want.items():
+    for rid, (_dev, boot, ev) in want.items():
         row = rows[rid]
         assert (row["level"], row["boot"]) == (ev["level"], boot), rid
         assert row["reason"] == ",".join(ev["reason"]), rid

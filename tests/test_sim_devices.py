@@ -74,7 +74,8 @@ def test_mpremote_reaches_the_repl_of_a_running_device_and_the_app_comes_back(si
     r = mpremote(port, "exec", "import os, json; print(json.dumps(os.listdir()))")
     assert r.returncode == 0, r.stderr
     # the firmware in the flash root beside its data, as on the board
-    assert {"main.py", "evaluator.py", "config.json", "font.bin", "outbox.d", "seq"} <= set(json.loads(r.stdout.strip()))
+    listed = set(json.loads(r.stdout.strip()))
+    assert {"main.py", "evaluator.py", "config.json", "font.bin", "outbox.d", "seq"} <= listed
     assert sim.wait_online("pj-0001", False)["online"] is False  # the app stopped at the REPL
     assert sim.device("pj-0002")["online"] is True  # the other device is untouched
 

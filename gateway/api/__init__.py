@@ -43,7 +43,8 @@ def create_app(cfg: Config, gateway=None) -> FastAPI:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:  # Allow names every method of the path, not one route's
             headers["Allow"] = ", ".join(sorted({m for r in app.routes if isinstance(r, APIRoute)
-                                                 and r.matches(request.scope)[0] != Match.NONE for m in r.methods}))
+                                                 and r.matches(request.scope)[0] != Match.NONE
+                                                 for m in r.methods or ()}))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
-
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException, Query, Request, Security
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, BeforeValidator, Field
 
-from ..data import open_db
 from ..config import Config
+from ..data import open_db
 from ..registry import Registry
 
 

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from ..data import devices, hall
 from ..protocol import TEXT_PATTERN
@@ -37,10 +38,11 @@ class Case(BaseModel):
     serial: str = Field(pattern=r"^[A-Za-z0-9._-]{1,50}$", description="办件流水号, the case serial number")
     window: str = Field(pattern=NAME)
     # one item (item_code and item_name), or a batch case (items): the schema says so too
-    item_code: str = Field(None, pattern=CODE)
-    item_name: str = Field(None, min_length=1, max_length=100, pattern=TEXT_PATTERN)
-    items: list[Item] = Field(None, min_length=1, max_length=20,
-                              description="a batch case: several items under one serial number, rated once")
+    # (None is only "not given": SkipJsonSchema keeps null out of the schema, as it is out of the API)
+    item_code: Annotated[str, Field(pattern=CODE)] | SkipJsonSchema[None] = None
+    item_name: Annotated[str, Field(min_length=1, max_length=100, pattern=TEXT_PATTERN)] | SkipJsonSchema[None] = None
+    items: Annotated[list[Item], Field(min_length=1, max_length=20)] | SkipJsonSchema[None] = Field(
+        None, description="a batch case: several items under one serial number, rated once")
     model_config = {"json_schema_extra": {"oneOf": [
         {"required": ["item_code", "item_name"], "not": {"required": ["items"]}},
         {"required": ["items"], "not": {"anyOf": [{"required": ["item_code"]}, {"required": ["item_name"]}]}},
@@ -57,6 +59,7 @@ class Case(BaseModel):
     def item_list(self) -> list[tuple[str, str]]:
         if self.items is not None:
             return [(i.code, i.name) for i in self.items]
+        assert self.item_code and self.item_name  # one_way_to_name_items
         return [(self.item_code, self.item_name)]
 
 
@@ -89,7 +92,7 @@ def windows(d=Depends(deps.db), cfg=Depends(deps.cfg)):
         s = hall.session_at(d, w, now)
         c = hall.latest_case(d, w)
         out.append({"window": w, "staff_id": s and s["staff_id"], "staff_name": s and s["staff_name"],
-                    "signed_in_at": deps.iso(s and s["started_at"], cfg.timezone),
+                    "signed_in_at": deps.iso(s["started_at"] if s else None, cfg.timezone),
                     "devices": [x["dev"] for x in devices.at_window(d, w)],
                     "latest_case": c and {"serial": c["serial"], "item_name": c["item_name"],
                                           "rated": bool(c["rating_id"])}})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
@@ -16,7 +16,7 @@ from . import deps
 router = APIRouter(prefix="/api/v1", tags=["ratings"])
 
 Level = Literal["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"]
-assert set(Level.__args__) == set(LEVELS)
+assert set(get_args(Level)) == set(LEVELS)
 OFFSET_MAX = 10**9
 
 

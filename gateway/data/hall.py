@@ -14,7 +14,7 @@ def session_at(db, window: str, ts: float) -> dict | None:
                    "and (ended_at is null or ended_at > ?) order by started_at desc limit 1", [window, ts, ts])
 
 
-def sign_in(db, window: str, staff_id: str, staff_name: str, at: float) -> dict:
+def sign_in(db, window: str, staff_id: str, staff_name: str, at: float) -> dict | None:
     """A staff member signs in; whoever was signed in at the window is signed out."""
     with transaction(db):
         _end_session(db, window, at)

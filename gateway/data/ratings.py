@@ -76,7 +76,8 @@ class Filter:
     held: bool = False
 
     def sql(self) -> tuple[str, list]:
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         for col, val in (("window", self.window), ("staff_id", self.staff_id), ("level", self.level),
                          ("dev", self.dev)):
             if val is not None:

@@ -11,23 +11,23 @@ from ..errors import PingjiaError
 
 def _create(db: sqlite_utils.Database) -> None:
     """Version 1 of the schema: the first release's tables."""
-    db["devices"].create({
+    db.table("devices").create({
         "dev": str, "model": str, "window": str, "state": str, "key": str, "pw_hash": str,
         "prev_key": str, "prev_key_until": float, "fw": str, "created_at": float,
         "changed_at": float, "online": int, "status_at": float, "health": str, "health_at": float,
         "sync_at": float, "sync_boot": int, "sync_up": int, "clock_offset": float,
     }, pk="dev", if_not_exists=True)
-    db["sessions"].create({
+    db.table("sessions").create({
         "id": int, "window": str, "staff_id": str, "staff_name": str,
         "started_at": float, "ended_at": float,
     }, pk="id", if_not_exists=True)
-    db["sessions"].create_index(["window", "started_at"], if_not_exists=True)
-    db["cases"].create({
+    db.table("sessions").create_index(["window", "started_at"], if_not_exists=True)
+    db.table("cases").create({
         "serial": str, "window": str, "staff_id": str, "staff_name": str,
         "item_code": str, "item_name": str, "items": str, "completed_at": float, "rating_id": str,
     }, pk="serial", if_not_exists=True)
-    db["cases"].create_index(["window", "completed_at"], if_not_exists=True)
-    db["ratings"].create({
+    db.table("cases").create_index(["window", "completed_at"], if_not_exists=True)
+    db.table("ratings").create({
         "id": str, "dev": str, "seq": int, "level": str, "score": int, "reason": str,
         "case_no": str, "window": str, "staff_id": str, "staff_name": str,
         "item_code": str, "item_name": str, "items": str, "tag_source": str,
@@ -36,15 +36,15 @@ def _create(db: sqlite_utils.Database) -> None:
         "forward_state": str, "forwarded_at": float, "attempts": int,
         "next_attempt_at": float, "last_error": str, "solo": int,
     }, pk="id", if_not_exists=True)
-    db["ratings"].create_index(["forward_state", "next_attempt_at"], if_not_exists=True)
-    db["ratings"].create_index(["window", "rated_at"], if_not_exists=True)
-    db["ratings"].create_index(["staff_id", "rated_at"], if_not_exists=True)
-    db["ratings"].create_index(["rated_at"], if_not_exists=True)
-    db["rejections"].create({
+    db.table("ratings").create_index(["forward_state", "next_attempt_at"], if_not_exists=True)
+    db.table("ratings").create_index(["window", "rated_at"], if_not_exists=True)
+    db.table("ratings").create_index(["staff_id", "rated_at"], if_not_exists=True)
+    db.table("ratings").create_index(["rated_at"], if_not_exists=True)
+    db.table("rejections").create({
         "id": int, "at": float, "reason": str, "dev": str, "topic": str,
         "detail": str, "payload": str,
     }, pk="id", if_not_exists=True)
-    db["rejection_counts"].create({"reason": str, "n": int, "last_at": float}, pk="reason",
+    db.table("rejection_counts").create({"reason": str, "n": int, "last_at": float}, pk="reason",
                                   if_not_exists=True)
 
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import httpx
 
-from gateway.data import open_db
 from gateway.broker import Broker
+from gateway.data import open_db
 from gateway.province import PROFILE_DIR
 from gateway.registry import Registry
 

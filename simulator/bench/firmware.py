@@ -34,9 +34,9 @@ from firmware import micropython_binary
 from firmware.build import build
 
 from .. import say
-from ..virtual_device import LEVEL_BUTTON, REASON_BUTTON
 from ..harness import BAD_LEVELS, Hall, wait_until
 from ..load import percentile
+from ..virtual_device import LEVEL_BUTTON, REASON_BUTTON
 
 # A typical record: the payload flow.store() writes (records.encode), with a 17-character serial.
 OUTBOX_SCRIPT = """
@@ -46,7 +46,8 @@ import outbox
 from outbox import Outbox
 
 def payload(i):
-    return b"%%d,%%d,%%d,1,%%d,W01-20261123-%%04d" %% (1 + i %% 5, (i %% 5 > 2) * (1 + i %% 5), 1795000000000 + i * 1000, 86400000 + i, i %% 10000)
+    return b"%%d,%%d,%%d,1,%%d,W01-20261123-%%04d" %% (
+        1 + i %% 5, (i %% 5 > 2) * (1 + i %% 5), 1795000000000 + i * 1000, 86400000 + i, i %% 10000)
 
 class Flash:  # a block device as littlefs sees the ESP32's flash partition
     def __init__(self, blocks, size=4096):
@@ -114,7 +115,7 @@ def _flow(args, home: Path) -> dict:
         phases = [("up", n * 4 // 10), ("wifi_down", n // 5), ("up_backlog", n // 5),
                   ("broker_down", n - n * 4 // 10 - 2 * (n // 5))]
         by_phase: dict[str, list[int]] = {}
-        pressed = []
+        pressed: list[str] = []
         for name, count in phases:
             say(f"{name}: {count} ratings")
             if name == "wifi_down":
@@ -148,9 +149,9 @@ def _flow(args, home: Path) -> dict:
             "heap_size": _heap_bytes(args.heap),
             "peak_heap_bytes": link.heap.get("peak"),
             "heap_at_start_bytes": link.heap.get("start"),
-            "press_to_confirm_p99_ms": percentile(by_phase.get("broker_down", []), 99),
-            "press_to_confirm_p50_ms": percentile(by_phase.get("broker_down", []), 50),
-            "press_to_confirm_p99_all_ms": percentile(all_ms, 99),
+            "press_to_confirm_p99_ms": percentile(down, 99) if (down := by_phase.get("broker_down")) else None,
+            "press_to_confirm_p50_ms": percentile(down, 50) if down else None,
+            "press_to_confirm_p99_all_ms": percentile(all_ms, 99) if all_ms else None,
             "press_to_confirm_max_ms": max(all_ms) if all_ms else None,
             "boots": hall.devices[dev].boots,
         }

@@ -22,9 +22,9 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 
-from gateway.data import open_db
 from gateway.broker import Broker
 from gateway.config import Config
+from gateway.data import open_db
 from gateway.registry import Registry
 
 from .. import say
@@ -84,7 +84,10 @@ async def _baseline(fleet: Fleet, receiver: Receiver, total: int) -> float:
             d.conn.publish(d.topic("rating"), d.rating_payload()[1], 1)
 
     await asyncio.gather(*(run(d) for d in fleet.devices))
+    deadline = time.monotonic() + 120
     while not receiver.done.is_set():
+        if time.monotonic() > deadline:  # the broker dropped some (its queue for the receiver is capped)
+            raise SystemExit(f"the baseline subscriber got {receiver.count} of {total}: the broker dropped the rest")
         await asyncio.sleep(0.002)
     return per * len(fleet.devices) / (receiver.last - t0)
 

@@ -70,7 +70,9 @@ def _start_raters(hall, quotas, pressed, errors, stop):
 def _run_counted(hall: Hall, total: int) -> int:
     devs = list(hall.devices)
     quotas = {d: total // len(devs) + (1 if i < total % len(devs) else 0) for i, d in enumerate(devs)}
-    pressed, errors, stop = [], [], threading.Event()
+    pressed: list[dict] = []
+    errors: list[str] = []
+    stop = threading.Event()
     t0 = time.monotonic()
     for t in _start_raters(hall, quotas, pressed, errors, stop):
         t.join()
@@ -86,7 +88,9 @@ def _run_counted(hall: Hall, total: int) -> int:
 
 
 def _run_forever(hall: Hall) -> int:
-    pressed, errors, stop = [], [], threading.Event()
+    pressed: list[dict] = []
+    errors: list[str] = []
+    stop = threading.Event()
     _start_raters(hall, {d: None for d in hall.devices}, pressed, errors, stop)
     say("rating at random; Ctrl-C to stop")
     try:

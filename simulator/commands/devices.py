@@ -20,10 +20,9 @@ from pathlib import Path
 
 from gateway.protocol import BAD_LEVELS
 
-from .. import say
-from .. import screen
-from ..virtual_device import LEVEL_BUTTON
+from .. import say, screen
 from ..harness import Hall
+from ..virtual_device import LEVEL_BUTTON
 
 COMMANDS = {
     "list": "the devices: window, serial port, flash folder, online, boots",

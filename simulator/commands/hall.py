@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -62,7 +63,7 @@ def run(args) -> dict:
     hall.start()
     try:
         rng = random.Random(args.seed)
-        out = {"cases": 0, "walked_away": 0, "second_presses_refused": 0, "pressed": []}
+        out: dict[str, Any] = {"cases": 0, "walked_away": 0, "second_presses_refused": 0, "pressed": []}
         lock = threading.Lock()
         t0 = time.monotonic()
         until, half = t0 + args.minutes * 60, t0 + args.minutes * 30

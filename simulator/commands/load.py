@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.data import open_db
 from gateway.broker import Broker
+from gateway.data import open_db
 from gateway.registry import Registry
 
 from .. import say

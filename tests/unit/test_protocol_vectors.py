@@ -7,7 +7,6 @@ import json
 import pytest
 
 from gateway import protocol
-
 from tests.conftest import VECTORS, run_device_code
 
 SIGNING = json.loads((VECTORS / "signing.json").read_text())["vectors"]

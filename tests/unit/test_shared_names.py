@@ -10,7 +10,6 @@ from gateway.api.ratings import Level
 from gateway.province import PROFILE_DIR
 from simulator import mqttlite
 from simulator.virtual_device import LEVEL_BUTTON, REASON_BUTTON
-
 from tests.conftest import VECTORS, run_device_code
 
 NAMES = json.loads((VECTORS / "names.json").read_text())
@@ -19,13 +18,13 @@ REASONS = NAMES["reasons"]
 
 
 def test_the_gateway_and_the_simulator_keep_the_same_names():
-    assert protocol.LEVELS == {lv["code"]: (lv["zh"], lv["score"]) for lv in LEVELS}
+    assert {lv["code"]: (lv["zh"], lv["score"]) for lv in LEVELS} == protocol.LEVELS
     assert list(protocol.LEVELS) == [lv["code"] for lv in LEVELS]  # best to worst
-    assert protocol.BAD_LEVELS == {lv["code"] for lv in LEVELS if lv["bad"]}
-    assert protocol.REASONS == {r["code"]: r["zh"] for r in REASONS}
+    assert {lv["code"] for lv in LEVELS if lv["bad"]} == protocol.BAD_LEVELS
+    assert {r["code"]: r["zh"] for r in REASONS} == protocol.REASONS
     assert list(typing.get_args(Level)) == [lv["code"] for lv in LEVELS]
-    assert LEVEL_BUTTON == {lv["code"]: lv["button"] for lv in LEVELS}
-    assert REASON_BUTTON == {r["code"]: r["button"] for r in REASONS if r["button"]}
+    assert {lv["code"]: lv["button"] for lv in LEVELS} == LEVEL_BUTTON
+    assert {r["code"]: r["button"] for r in REASONS if r["button"]} == REASON_BUTTON
     assert {k: getattr(mqttlite, k) for k in NAMES["mqtt_packets"]} == NAMES["mqtt_packets"]
 
 

@@ -9,7 +9,6 @@ import pytest
 
 from firmware import font
 from simulator import screen
-
 from tests.conftest import run_device_code
 
 DRAW = """
@@ -135,8 +134,10 @@ async def main():
 asyncio.run(main())
 """
     import subprocess
+
     from firmware import DEVICE_DIR, micropython_binary
-    run = lambda: subprocess.run([micropython_binary(), "-c", f"import sys\nsys.path.insert(0, {str(DEVICE_DIR)!r})\n" + script],  # noqa: E731
+    prelude = f"import sys\nsys.path.insert(0, {str(DEVICE_DIR)!r})\n"
+    run = lambda: subprocess.run([micropython_binary(), "-c", prelude + script],  # noqa: E731
                                  cwd=tmp_path, capture_output=True, text=True, timeout=30)
     first = run()
     assert first.returncode == 3 and first.stdout.strip() == "'power_on'"

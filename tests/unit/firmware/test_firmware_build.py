@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 from firmware import micropython_binary
-
 from tests.conftest import VECTORS
 
 

@@ -4,9 +4,9 @@ import json
 import subprocess
 import sys
 
-from gateway.protocol import LEVELS
 from firmware import micropython_binary
 from firmware.build import HARDWARE_DIR
+from gateway.protocol import LEVELS
 
 BOARD = json.loads((HARDWARE_DIR / "five-button.json").read_text())
 FLASH = set(range(6, 12))  # wired to the module's flash

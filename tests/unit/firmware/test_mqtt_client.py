@@ -122,7 +122,8 @@ def test_a_message_that_breaks_its_handler_is_counted_and_the_link_stays(tmp_pat
         for p in _packets(conn):
             seen.append(p)
             if p[0] >> 4 == 1:
-                conn.sendall(b"\x20\x02\x00\x00" + b"\x32\x0b\x00\x03bad\x00\x07boom" + b"\x32\x0a\x00\x02ok\x00\x08fine")
+                conn.sendall(b"\x20\x02\x00\x00"  # CONNACK, then two QoS 1 publishes
+                             + b"\x32\x0b\x00\x03bad\x00\x07boom" + b"\x32\x0a\x00\x02ok\x00\x08fine")
             elif p[0] >> 4 == 14:
                 break
         conn.close()

@@ -8,9 +8,9 @@ import random
 import time
 import types
 
-from gateway.data import open_db, rejections
 from gateway import protocol
 from gateway.config import Config
+from gateway.data import open_db, rejections
 from gateway.ingest import Ingest
 from gateway.registry import Registry
 

@@ -6,7 +6,6 @@ import json
 import pytest
 
 from gateway.province import HmacSha256Signer, Profile, ProfileError, signer
-
 from tests.conftest import VECTORS
 
 V = json.loads((VECTORS / "profiles.json").read_text())
