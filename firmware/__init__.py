@@ -4,6 +4,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from gateway.errors import PingjiaError
+
 DEVICE_DIR = Path(__file__).parent / "device"
 
 
@@ -12,7 +14,7 @@ def tool(name: str, pypi: str) -> str:
     here = Path(sys.executable).parent / name
     found = str(here) if here.exists() else shutil.which(name)
     if not found:
-        raise SystemExit(f"{name} is not installed: run `bash .ci/setup` (PyPI {pypi})")
+        raise PingjiaError(f"{name} is not installed: run `bash .ci/setup` (PyPI {pypi})")
     return found
 
 

@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gateway.errors import PingjiaError
+
 from . import DEVICE_DIR, font, tool
 
 SOURCE_ONLY = {"main.py"}  # run by the board as source: main.py must be a .py
@@ -36,7 +38,7 @@ def pins_module(folder: Path, board: str = "five-button") -> Path:
 def firmware_version() -> str:
     m = re.search(r'^FW_VERSION = "([^"]+)"', (DEVICE_DIR / "evaluator.py").read_text(), re.M)
     if not m:
-        raise SystemExit("evaluator.py does not define FW_VERSION")
+        raise PingjiaError("evaluator.py does not define FW_VERSION")
     return m.group(1)
 
 
@@ -58,7 +60,7 @@ def build(out: Path, charset: str = "gb2312") -> dict:
         # -s: store the bare file name, so the bytes do not depend on where the build ran
         r = subprocess.run([compiler, "-s", src.name, "-o", str(target), str(src)], capture_output=True, text=True)
         if r.returncode != 0:
-            raise SystemExit(f"mpy-cross failed on {src.name}:\n{r.stderr}")
+            raise PingjiaError(f"mpy-cross failed on {src.name}:\n{r.stderr}")
     shutil.rmtree(generated)
     (out / "font.bin").write_bytes(font.build(charset))  # the display's glyphs (font.py)
     files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}

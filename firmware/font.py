@@ -19,6 +19,8 @@ import functools
 import struct
 from pathlib import Path
 
+from gateway.errors import PingjiaError
+
 UNIFONT_HEX = Path("/usr/share/unifont/unifont.hex")
 MAGIC = b"PJF1"
 
@@ -40,7 +42,7 @@ def charset(name: str = "gb2312") -> set[int]:
 @functools.cache  # the simulator writes it into every virtual device's flash
 def build(name: str = "gb2312", source: Path = UNIFONT_HEX) -> bytes:
     if not source.exists():
-        raise SystemExit(f"{source} is missing: install Debian's `unifont` package (bash .ci/setup does)")
+        raise PingjiaError(f"{source} is missing: install Debian's `unifont` package (bash .ci/setup does)")
     wanted = charset(name)
     half: dict[int, bytes] = {}
     full: dict[int, bytes] = {}

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import tls as tls_mod
 from .config import Config
+from .errors import PingjiaError
 from .protocol import ROOT
 
 DEVICE_WRITES = ("rating", "status", "health", "time/req", "cmd/reply")
@@ -32,7 +33,7 @@ MAX_PACKET = 8192  # bytes: protocol messages stay under 4 KB (a session with th
 def mosquitto_binary() -> str:
     found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
     if not found:
-        raise SystemExit("mosquitto is not installed: run `bash .ci/setup` (it installs it from Debian's packages)")
+        raise PingjiaError("mosquitto is not installed: run `bash .ci/setup` (it installs it from Debian's packages)")
     return found
 
 
@@ -53,7 +54,7 @@ def broker_user() -> str:
     try:
         pwd.getpwnam("mosquitto")  # Debian's package makes this system user
     except KeyError:
-        raise RuntimeError("the broker must not run as root, and there is no user 'mosquitto': "
+        raise PingjiaError("the broker must not run as root, and there is no user 'mosquitto': "
                            "install Debian's mosquitto package or run the gateway as its own user") from None
     return "mosquitto"
 
@@ -79,7 +80,7 @@ def _check_reachable(d: Path, owner: str) -> None:
         return
     for parent in d.resolve().parents:
         if not parent.stat().st_mode & 0o001 and parent.owner() != owner:
-            raise RuntimeError(f"user {owner}, who runs the broker, cannot reach {d}: "
+            raise PingjiaError(f"user {owner}, who runs the broker, cannot reach {d}: "
                                f"let it through {parent} (chmod o+x {parent}), or keep the hall's home elsewhere")
 
 

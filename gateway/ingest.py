@@ -46,6 +46,15 @@ class LimitedLog:
         self.skipped = 0
 
     def warning(self, fmt: str, *args) -> None:
+        if self._room():
+            self.logger.warning(fmt, *args)
+
+    def exception(self, fmt: str, *args) -> None:
+        """With the traceback, inside an except block; as rationed as the warnings."""
+        if self._room():
+            self.logger.exception(fmt, *args)
+
+    def _room(self) -> bool:
         minute = int(time.monotonic() // 60)
         if minute != self.minute:
             if self.skipped:
@@ -53,9 +62,9 @@ class LimitedLog:
             self.minute, self.written, self.skipped = minute, 0, 0
         if self.written < self.PER_MINUTE:
             self.written += 1
-            self.logger.warning(fmt, *args)
-        else:
-            self.skipped += 1
+            return True
+        self.skipped += 1
+        return False
 
 
 class Ingest:
@@ -194,6 +203,15 @@ class Ingest:
         """One message inside the group, fenced by a savepoint: a message that breaks its
         handler is rolled back and rejected as unprocessable, instead of failing (and
         endlessly retrying) the whole group. Database trouble still fails the group."""
+        if msg.retain and msg.payload and not msg.topic.endswith("/status"):
+            # Only a status is kept by the broker on purpose. Anything else retained was
+            # left by a login for every future subscriber: a copy, not what a device says
+            # now (a time request replayed at each gateway start would rewrite its clock
+            # record). Refused, counted, and cleared; MQTT 3.1.1 marks it retained when a
+            # subscription brings it, after a reconnect.
+            actions = self._reject("retained", None, msg.topic, msg.payload, "a retained copy", now)
+            actions.append(lambda: self.client.publish(msg.topic, b"", qos=1, retain=True))
+            return actions
         try:
             with transaction(self.db):  # a savepoint: what a failed message wrote is undone
                 actions = self.handle(msg.topic, msg.payload, now)
@@ -202,13 +220,8 @@ class Ingest:
         except sqlite3.OperationalError:
             raise  # disk full, I/O error, locked: retry the group, nothing was acked
         except Exception as e:
-            log.exception("a message on %r broke its handler", msg.topic[:100])
+            self._log.exception("a message on %r broke its handler", msg.topic[:100])
             actions = self._reject("unprocessable", None, msg.topic, msg.payload, repr(e)[:200], now)
-        if msg.retain and msg.payload and not msg.topic.endswith("/status"):
-            # only a status is kept by the broker on purpose; anything else retained (a
-            # login leaving a copy for every future subscriber) is cleared once seen,
-            # which MQTT 3.1.1 shows when a subscription brings it: after a reconnect
-            actions.append(lambda: self.client.publish(msg.topic, b"", qos=1, retain=True))
         return actions
 
     def _acknowledge(self, after) -> None:

@@ -47,7 +47,7 @@ CASE_RE = re.compile(r"^[A-Za-z0-9._-]{0,50}$")
 CODE_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # an item code (事项编码)
 # Text shown on a device (names): no control characters or line separators, which the
 # canonical form cannot carry and a spreadsheet or a log would misread.
-TEXT_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+TEXT_FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")  # and lone surrogates: no UTF-8
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"  # the same rule for the API's models
 SEQ_MAX = 2**31 - 1
 TS_MAX = 2**45  # milliseconds: beyond the year 3000
@@ -153,7 +153,7 @@ def _no_constant(name: str):
 def load_json(payload: bytes) -> dict:
     try:
         msg = json.loads(payload.decode("utf-8"), parse_constant=_no_constant)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:  # RecursionError: nesting thousands deep
         raise Rejected("not_json", str(e)[:80]) from None
     if not isinstance(msg, dict):
         raise Rejected("not_json", "payload is not a JSON object")
@@ -200,7 +200,7 @@ def parse_rating(payload: bytes) -> tuple[Rating, dict]:
     tsync = _need(msg, "tsync", bool)
     boot = _need(msg, "boot", int, lambda n: 0 <= n <= SEQ_MAX)
     up = _need(msg, "up", int, lambda n: 0 <= n < TS_MAX)
-    fw = _need(msg, "fw", str, lambda s: 0 < len(s) <= 32 and "\n" not in s)
+    fw = _need(msg, "fw", str, lambda s: is_text(s, 32))
     sig = _need(msg, "sig", str, lambda s: len(s) == 64)
     return Rating(dev, seq, level, tuple(reason), case, ts, tsync, boot, up, fw, sig), msg
 

@@ -19,6 +19,9 @@ def rating_time(r: Rating, d: dict, received_at: float) -> tuple[float, str]:
     the boot's sync, or long past with nothing to back it). d: the device's row."""
     same_boot = d.get("sync_boot") == r.boot and d.get("sync_at") is not None
     corrected = d["sync_at"] + (r.up - d["sync_up"]) / 1000 if same_boot else None
+    if corrected is not None and not ((d.get("created_at") or 0) - CLOCK_FUTURE_S <= corrected
+                                      <= received_at + CLOCK_FUTURE_S):
+        corrected = None  # a record that puts the press before the device existed, or ahead, is no record
     if r.tsync:
         ts = r.ts / 1000
         if corrected is not None:

@@ -263,7 +263,8 @@ def test_a_synced_clock_in_the_past_is_flagged(hall):
 
 def test_malformed_ratings_and_heartbeats_are_refused_and_break_no_view(hall):
     """Items 5 and 6: "v": true, a reason given twice, NaN, a 2,000-character or nested
-    health field; the device list and the CLI still answer, for every device."""
+    health field, a lone surrogate, JSON nested 3,000 deep; the device list and the CLI
+    still answer, for every device."""
     creds, key = stolen(hall, "pj-0002")
     before = rejections(hall)
     with unplugged(hall, "pj-0002"):
@@ -283,9 +284,11 @@ def test_malformed_ratings_and_heartbeats_are_refused_and_break_no_view(hall):
         x.publish("pj-0002", "time/req",
                   {"v": 1, "dev": "pj-0002", "id": {"x": "\n" * 100}, "ts": 1, "boot": 1, "up": 1},
                   qos=0)
+        x.publish("pj-0002", "health", b'{"v":1,"dev":"pj-0002","fw":"\\ud800"}', qos=0)  # no UTF-8 for it
+        x.publish("pj-0002", "health", b"[" * 3000 + b"]" * 3000, qos=0)  # nested past the parser's depth
         x.publish("pj-0002", "health", {**health, "junk": "j" * 2000, "up": 2}, qos=0)  # unknown: dropped
         x.close()
-        want = {"unsupported_version": 2, "schema": 6, "not_json": 1}
+        want = {"unsupported_version": 2, "schema": 7, "not_json": 2}
 
         def grew():
             now = rejections(hall)
@@ -454,3 +457,30 @@ def test_a_device_talks_only_to_a_broker_its_hall_ca_vouches_for(hall, tmp_path)
         assert link.wait(lambda l: l.link_up, 20)
     finally:
         d.stop()
+
+
+def test_a_retained_time_request_cannot_rewrite_a_device_s_clock(hall):
+    """Left retained with a device's password, a time request with an impossible uptime
+    would reach the gateway again at each start and drag the device's next ratings back
+    a thousand years and out of their staff's session. A retained copy is refused,
+    counted and cleared, never handled."""
+    dev = "pj-0001"
+    creds, _ = stolen(hall, dev)
+    boot = hall.api.get(f"/api/v1/devices/{dev}").json()["sync_boot"]
+    before = rejections(hall).get("retained", 0)
+    with unplugged(hall, dev):
+        x = Attacker(hall, creds["user"], creds["password"])
+        x.c.publish(protocol.topic(hall.cfg.hall, dev, "time/req"), json.dumps(
+            {"v": 1, "dev": dev, "id": 1, "ts": time.time_ns() // 1_000_000, "boot": boot, "up": 2**45 - 1}),
+            qos=1, retain=True).wait_for_publish(5)
+        x.close()
+    hall.gateway.send_signal(signal.SIGTERM)
+    hall.gateway.wait(10)
+    hall.gateway = start_gateway(hall.cfg)
+    wait_until(lambda: rejections(hall).get("retained", 0) > before, 10, what="the retained copy refused")
+    assert hall.api.get(f"/api/v1/devices/{dev}").json()["sync_boot"] == boot
+    hall.hand_over("W01", ("S2001", "周杰"))
+    p = hall.rate(dev)
+    assert_stored_once(hall, [p])
+    row = rows(hall, "id = ?", (p["id"],))[0]
+    assert row["clock"] == "device" and abs(row["rated_at"] - time.time()) < 60 and row["staff_id"] == "S2001"

@@ -18,6 +18,7 @@ router = APIRouter(prefix="/api/v1", tags=["ratings"])
 Level = Literal["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"]
 assert set(get_args(Level)) == set(LEVELS)
 OFFSET_MAX = 10**9
+RATING_ID = r"^[A-Za-z0-9_-]{1,32}:[0-9]{1,10}(:[0-9a-f]{16})?$"  # dev:seq, or dev:seq:sig of a held one
 
 
 def selection(cfg=Depends(deps.cfg), window: str | None = Query(None, max_length=32),
@@ -94,7 +95,8 @@ def stats(f: ratings.Filter = Depends(selection), d=Depends(deps.db),
 
 @router.post("/ratings/{rid}/release", summary="Release a held rating: an admin found it genuine; it is "
              "counted and forwarded from now on", responses=deps.errors(404, 409))
-def release(rid: Annotated[str, Path(max_length=100)], d=Depends(deps.db), g=Depends(deps.gateway)):
+def release(rid: Annotated[str, Path(pattern=RATING_ID, description="a rating ID, e.g. pj-0001:42")],
+            d=Depends(deps.db), g=Depends(deps.gateway)):
     ratings.release(d, rid)
     if g is not None:
         g.forwarder.wake.set()

@@ -35,7 +35,8 @@ def main(args) -> int:
         hall.start()
         say(f"gateway API:  {hall.cfg.api_url}/docs   (bearer token: {hall.cfg.api_token})")
         say(f"platform:     {hall.cfg.platform_url}/sim/stats  (profile {hall.cfg.platform_profile})")
-        say(f"broker:       {hall.cfg.broker_host}:{hall.cfg.broker_port}")
+        say(f"broker:       {hall.cfg.broker_host}:{hall.cfg.broker_port} (devices, TLS; hall CA "
+            f"{hall.cfg.tls_dir / 'ca.crt'})")
         if args.ratings is None:
             return _run_forever(hall)
         return _run_counted(hall, args.ratings)

@@ -48,6 +48,7 @@ BAD_CALLS = [
     ("GET", "/api/v1/stats?by=moon", None, 422),
     ("GET", "/api/v1/cases?rated=maybe", None, 422),
     ("POST", "/api/v1/ratings/nope:1/release", None, 404),
+    ("POST", "/api/v1/ratings/<img src=x onerror=alert(1)>/release", None, 422),
     ("GET", "/api/v1/nothing-here", None, 404),
     ("DELETE", "/api/v1/devices", None, 405),
 ]
@@ -58,7 +59,7 @@ def test_bad_api_calls_get_a_clear_4xx(api, method, path, body, status):
     kw = {"content": body} if isinstance(body, str) else {"json": body} if body is not None else {}
     r = api.request(method, path, **kw)
     assert r.status_code == status, r.text
-    assert r.json()["detail"]
+    assert r.json()["detail"] and "<img" not in r.text  # never the input echoed
 
 
 def test_good_calls_answer_and_the_days_filter(api):

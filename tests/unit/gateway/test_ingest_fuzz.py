@@ -11,7 +11,7 @@ import types
 from gateway import protocol
 from gateway.config import Config
 from gateway.data import open_db, rejections
-from gateway.ingest import Ingest
+from gateway.ingest import Ingest, LimitedLog
 from gateway.registry import Registry
 
 
@@ -103,3 +103,27 @@ def test_a_message_that_breaks_its_handler_is_fenced_off_from_its_group(tmp_path
     assert db["ratings"].count == 2
     assert rejections.counts(db) == {"unprocessable": 1}
     assert db["devices"].get("pj-0001")["fw"] is None  # its half-done write was rolled back
+
+
+def test_a_flood_of_messages_that_break_their_handler_logs_a_few_lines(tmp_path, caplog):
+    """Each such message is refused and counted; the log gets at most its minute's ration
+    of tracebacks, however many arrive."""
+    cfg = Config(home=tmp_path, hall="fz", platform_url="")
+    cfg.save()
+    db = open_db(cfg.db_path)
+    reg = Registry(cfg, db)
+    reg._sync_broker = lambda: None
+    reg.add("pj-0001", "W01")
+    ing = Ingest(cfg)
+    ing.client.publish = lambda *a, **kw: None
+    ing.client.ack = lambda mid, qos: None
+
+    def broken(d, h, now):
+        raise OverflowError("boom")
+    ing._health = broken
+    msgs = [message("pingjia/fz/pj-0001/health", b'{"v":1,"dev":"pj-0001"}', i) for i in range(500)]
+    with caplog.at_level("WARNING", logger="pingjia.ingest"):
+        for i in range(0, len(msgs), 50):
+            ing._acknowledge(ing._commit_group(msgs[i:i + 50]))
+    assert rejections.counts(db) == {"unprocessable": 500}
+    assert len([r for r in caplog.records if "broke its handler" in r.getMessage()]) <= 2 * LimitedLog.PER_MINUTE

@@ -59,3 +59,11 @@ def test_a_case_of_another_window_is_held_and_the_session_tags_it():
 def test_without_a_known_case_the_session_at_the_time_tags_it(case, session, source):
     t = rules.tags(rating(case=case), "W01", None, session)
     assert (t["tag_source"], t["staff_id"], t["held"]) == (source, session and session["staff_id"], None)
+
+
+def test_a_sync_record_that_cannot_be_right_places_nothing():
+    """A time request with an impossible uptime (up to 2^45 ms) must not drag a synced
+    press back a thousand years, or into another staff member's session."""
+    poisoned = {**DEVICE, "sync_at": NOW - 10, "sync_boot": 3, "sync_up": 2**45 - 1}
+    assert rules.rating_time(rating(ts_s=NOW - 5), poisoned, NOW) == (pytest.approx(NOW - 5), "device")
+    assert rules.rating_time(rating(tsync=False), poisoned, NOW) == (NOW, "arrival")

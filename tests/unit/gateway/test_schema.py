@@ -1,0 +1,76 @@
+"""The schema upgrades in place: a database the first release made (no user_version,
+ratings in it) opens at the current version with every rating as it was; a newer one
+is refused rather than misread; a migration that fails leaves the database untouched."""
+
+import sqlite3
+import time
+
+import pytest
+import sqlite_utils
+
+from gateway import protocol
+from gateway.data import devices, open_db, ratings, schema
+from gateway.errors import PingjiaError
+
+
+def _first_release_db(path) -> dict:
+    """What release 1 left: its tables, user_version 0, a device and a stored rating."""
+    db = sqlite_utils.Database(sqlite3.connect(str(path), isolation_level=None))
+    schema._create(db)
+    db.execute("create table meta (key text primary key, value text)")  # release 1 kept its version here
+    db.execute("insert into meta values ('schema_version', '1')")
+    now = time.time()
+    db.execute("insert into devices (dev, model, window, state, key, pw_hash, created_at, changed_at, online) "
+               "values ('pj-0001', 'five-button', 'W01', 'active', ?, 'x', ?, ?, 0)", ["ab" * 32, now, now])
+    row = {"id": "pj-0001:1", "dev": "pj-0001", "seq": 1, "level": "dissatisfied", "score": 3, "reason": "slow",
+           "case_no": "C-1", "window": "W01", "staff_id": "S1", "staff_name": "王芳", "tag_source": "case",
+           "device_ts": int(now * 1000), "tsync": 1, "boot": 1, "up": 1, "fw": "0.1.0", "sig": "s" * 64,
+           "received_at": now, "rated_at": now, "clock": "device", "forward_state": "forwarded",
+           "forwarded_at": now, "attempts": 1, "next_attempt_at": now}
+    db.execute(f"insert into ratings ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
+    db.conn.close()
+    return row
+
+
+def test_a_first_release_database_upgrades_in_place(tmp_path):
+    path = tmp_path / "gateway.db"
+    old = _first_release_db(path)
+    db = open_db(path)
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    row = db.conn.execute("select * from ratings where id = 'pj-0001:1'").fetchone()
+    cols = [c[0] for c in db.conn.execute("select * from ratings").description]
+    got = dict(zip(cols, row, strict=True))
+    assert {k: got[k] for k in old} == old and got["held"] is None
+    # and it takes new ratings, held ones too
+    d = devices.get(db, "pj-0001")
+    msg = protocol.signed(bytes.fromhex(d["key"]), "rating", {
+        "dev": "pj-0001", "seq": 1, "level": "satisfied", "reason": [], "case": "", "ts": int(time.time() * 1000),
+        "tsync": True, "boot": 2, "up": 1, "fw": "0.1.1"})
+    status, stored = ratings.store(db, protocol.parse_rating(protocol.encode(msg))[0], d, time.time())
+    assert (status, stored["held"]) == ("stored", "seq_taken")
+    db.conn.close()
+    assert open_db(path).conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION  # idempotent
+
+
+def test_a_database_from_a_newer_release_is_refused(tmp_path):
+    path = tmp_path / "gateway.db"
+    conn = sqlite3.connect(str(path))
+    conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(PingjiaError, match="newer"):
+        open_db(path)
+
+
+def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
+    path = tmp_path / "gateway.db"
+    _first_release_db(path)
+
+    def broken(db):
+        db.execute("alter table ratings add column half_done text")
+        raise RuntimeError("disk trouble")
+    monkeypatch.setattr(schema, "MIGRATIONS", (schema._create, broken))
+    with pytest.raises(RuntimeError):
+        open_db(path)
+    conn = sqlite3.connect(str(path))
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert "half_done" not in [c[1] for c in conn.execute("pragma table_info(ratings)")]
