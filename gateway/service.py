@@ -30,7 +30,8 @@ class Gateway:
         app = create_app(self.cfg, self)
         log.info("gateway for hall %s: API at %s", self.cfg.hall, self.cfg.api_url)
         try:
-            uvicorn.run(app, host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning")
+            uvicorn.run(app, host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning",
+                        timeout_graceful_shutdown=5)
         finally:
             self.ingest.stop()
             self.forwarder.stop()

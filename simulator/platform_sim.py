@@ -170,5 +170,6 @@ def serve(args) -> int:
     else:
         raise SystemExit(f"give the gateway's platform secret in a file (--app-secret-file) or in {SECRET_ENV}")
     app = create_app(Profile.load(args.profile), args.app_key, secret, args.rate, faults, args.seed)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    # a hanging request (a fault it injects) must not hold its shutdown for long
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", timeout_graceful_shutdown=1)
     return 0

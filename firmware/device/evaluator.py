@@ -14,7 +14,7 @@ import time
 
 import proto
 import records
-from flow import REASON_TIMEOUT_S, UI_TICK_MS, Flow
+from flow import UI_TICK_MS, Flow
 from health import HEARTBEAT_S, Health
 from link import Link
 from messages import Messages, reset_cause
@@ -46,7 +46,7 @@ class Evaluator:
         if last:  # the newest rating's case stays rated across a reboot
             self.rated_case = last["case"] or None
         self.supervisor = Supervisor(board, cfg["wdt_ms"])
-        self.flow = Flow(self)
+        self.flow = Flow(self, cfg["reason_timeout_s"])
         self.messages = Messages(self, last_cmd)
         self.link = Link(self, cfg, self.messages.handle)
         self.health = Health(self)
@@ -68,7 +68,7 @@ class Evaluator:
         self.board.set_online(False)
         self.flow.show_idle()
         sv = self.supervisor
-        sv.watch("ui", UI_TICK_MS + REASON_TIMEOUT_S * 1000 + 10000)
+        sv.watch("ui", UI_TICK_MS + self.flow.reason_timeout_s * 1000 + 10000)
         sv.watch("link", 90000)  # longer than the longest backoff plus a connect timeout
         sv.watch("heartbeat", HEARTBEAT_S * 2500)
         asyncio.create_task(self.link.run())

@@ -7,16 +7,16 @@ import time
 import proto
 import records
 
-REASON_TIMEOUT_S = 15
 UI_TICK_MS = 5000  # the flow checks in at least this often while waiting for a press
 LEVEL_NAMES = ("非常满意", "满意", "基本满意", "不满意", "非常不满意")  # button order
 REASON_SCREEN = ("请选择原因", "1态度  2效率", "3材料  4跑腿", "5未兑现承诺")  # proto.REASONS order
 
 
 class Flow:
-    def __init__(self, ev):
+    def __init__(self, ev, reason_timeout_s):
         self.ev = ev
         self.board = ev.board
+        self.reason_timeout_s = reason_timeout_s
 
     def show_idle(self):
         s = self.ev.session
@@ -75,7 +75,7 @@ class Flow:
         self.board.event("reason")
         self.ev.supervisor.alive("ui")
         try:
-            b, t = await asyncio.wait_for(self.board.buttons.get(), REASON_TIMEOUT_S)
+            b, t = await asyncio.wait_for(self.board.buttons.get(), self.reason_timeout_s)
         except asyncio.TimeoutError:
             return -1, time.ticks_ms()  # recorded explicitly: the citizen gave no reason
         self.board.confirm(b)
