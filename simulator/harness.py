@@ -73,7 +73,7 @@ def wait_until(check, timeout: float, interval: float = 0.05, what: str = "condi
         time.sleep(interval)
 
 
-def start_gateway(cfg: Config) -> subprocess.Popen:
+def start_gateway(cfg: Config, wait: bool = True) -> subprocess.Popen:
     """`pingjia gateway run` in its own process (so it can be kill -9'ed), logging to
     home/gateway.log (what escapes logging, to gateway.out); returns once it is connected
     to its broker."""
@@ -82,12 +82,17 @@ def start_gateway(cfg: Config) -> subprocess.Popen:
                              "--log-file", str(cfg.home / "gateway.log")],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
-    wait_until(lambda: httpx.get(f"{cfg.api_url}/api/v1/health", timeout=1).json()["broker_connected"],
-               30, what="the gateway")
+    if wait:
+        wait_gateway(cfg)
     return proc
 
 
-def start_platform_sim(cfg: Config, port: int, *options: str) -> subprocess.Popen:
+def wait_gateway(cfg: Config) -> None:
+    wait_until(lambda: httpx.get(f"{cfg.api_url}/api/v1/health", timeout=1).json()["broker_connected"],
+               30, what="the gateway")
+
+
+def start_platform_sim(cfg: Config, port: int, *options: str, wait: bool = True) -> subprocess.Popen:
     """`pingjia platform-sim` speaking the gateway's profile and credentials, logging to
     home/platform.log; returns once it answers."""
     log = open(cfg.home / "platform.log", "ab")
@@ -97,9 +102,14 @@ def start_platform_sim(cfg: Config, port: int, *options: str) -> subprocess.Pope
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, "PINGJIA_PLATFORM_SECRET": cfg.platform_app_secret})  # not in argv: `ps` shows that
     log.close()
+    if wait:
+        wait_platform(port)
+    return proc
+
+
+def wait_platform(port: int) -> None:
     wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200,
                20, what="the platform stand-in")
-    return proc
 
 
 class Hall:
@@ -137,16 +147,18 @@ class Hall:
         self.cfg.save()
         db = open_db(self.cfg.db_path)
         self.controller = Controller()
-        registry = Registry(self.cfg, db)
-        for i in range(1, self.n_devices + 1):
-            dev, window = f"pj-{i:04d}", f"W{i:02d}"
-            self.credentials[dev] = registry.add(dev, window)
-            self.windows[dev] = window
+        pairs = [(f"pj-{i:04d}", f"W{i:02d}") for i in range(1, self.n_devices + 1)]
+        for c in Registry(self.cfg, db).add_many(pairs):
+            self.credentials[c["dev"]] = c
+            self.windows[c["dev"]] = c["window"]
         self.broker.write_config(devices.password_hashes(db))
         db.conn.close()
         self.broker.start()
-        self.start_platform()
-        self.start_gateway()
+        # the two Python processes start side by side: most of their start is imports
+        self.platform = start_platform_sim(self.cfg, self.platform_port, *self.platform_faults, wait=False)
+        self.gateway = start_gateway(self.cfg, wait=False)
+        wait_platform(self.platform_port)
+        wait_gateway(self.cfg)
         self.business = Business(self.cfg.api_url, self.cfg.business_token, seed=self.rng.randrange(1 << 30))
         for i, window in enumerate(sorted(set(self.windows.values()))):
             staff = STAFF[i % len(STAFF)]
