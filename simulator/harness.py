@@ -196,16 +196,20 @@ class Hall:
             raise TimeoutError(f"{dev} did not come back online")
 
     def stop(self) -> None:
+        # everything is told at once, then waited for: the shutdowns overlap
+        procs = [p for p in (self.gateway, self.platform) if p is not None and p.poll() is None]
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for d in self.devices.values():
+            d.stop(wait=False)
         for d in self.devices.values():
             d.stop()
-        for p in (self.gateway, self.platform):
-            if p is not None and p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
         self.broker.stop()
         if self.controller:
             self.controller.close()

@@ -122,10 +122,13 @@ class VirtualDevice:
             self.proc.kill()
             self.proc.wait()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Shut the device down (SIGTERM, then the plug after 3 s); without wait, only ask."""
         self._powered = False
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+            if not wait:
+                return
             try:
                 self.proc.wait(3)
             except subprocess.TimeoutExpired:
