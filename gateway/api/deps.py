@@ -82,11 +82,6 @@ def errors(*codes: int) -> dict:
     return {c: {"model": Problem, "description": _SAYS[c]} for c in codes}
 
 
-def bad_query(name: str, msg: str) -> HTTPException:
-    """A 422 for a query parameter, shaped as FastAPI's own validation errors."""
-    return HTTPException(422, [{"loc": ["query", name], "msg": msg, "type": "value_error"}])
-
-
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MOMENT = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
