@@ -53,8 +53,8 @@ class Attacker:
         self.c.publish(protocol.topic(self.hall.cfg.hall, dev, leaf), data, qos=qos).wait_for_publish(5)
 
     def close(self) -> None:
+        self.c.disconnect()  # first: the network loop then ends at once instead of at its next wake
         self.c.loop_stop()
-        self.c.disconnect()
 
 
 @contextlib.contextmanager
@@ -111,23 +111,20 @@ def assert_stored_once(hall, pressed: list[dict]) -> None:
 
 def test_no_login_takes_another_s_client_id(hall):
     """Item 1: a device's login, connecting again and again under the gateway's client ID
-    or another device's, pushes neither off the broker; on the gateway's listener it is
-    not even a login."""
+    or another device's (each time let in, as itself), pushes neither off the broker; on
+    the gateway's listener it is not even a login."""
     creds, _ = stolen(hall, "pj-0003")
     link = hall.controller.link("pj-0001")
     drops = link.seen["link"]
     log = hall.home / "gateway.log"
     lost_before = log.read_text().count("disconnected from the broker")
-    deadline = time.monotonic() + 5
-    tries = 0
-    while time.monotonic() < deadline:
+    for _ in range(3):
         for cid in (hall.cfg.gateway_user, "pj-0001", f"pingjia-gateway-{hall.cfg.hall}"):
             x = Attacker(hall, creds["user"], creds["password"], client_id=cid)
-            time.sleep(0.05)
+            wait_until(lambda: x.c.is_connected(), 5, what=f"the attacker connected as {cid}")  # it got in
+            time.sleep(0.1)
             x.close()
-            tries += 1
             assert hall.api.get("/api/v1/health").json()["broker_connected"]
-    assert tries > 20
     assert link.seen["link"] == drops and link.link_up
     assert log.read_text().count("disconnected from the broker") == lost_before
     c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="pj-0003")
