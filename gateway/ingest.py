@@ -335,9 +335,9 @@ class Ingest:
         protocol.check_version(req)
         if req.get("dev") != dev:
             raise Rejected("topic_mismatch", "time request for another device")
-        ok = lambda x, hi: type(x) is int and 0 <= x < hi  # noqa: E731
-        if not (ok(req.get("id"), protocol.SEQ_MAX + 1) and ok(req.get("boot"), protocol.SEQ_MAX + 1)
-                and ok(req.get("up"), protocol.TS_MAX) and ok(req.get("ts"), protocol.TS_MAX)):
+        small, time_ms = protocol.int_in(0, protocol.SEQ_MAX + 1), protocol.int_in(0, protocol.TS_MAX)
+        if not (small(req.get("id")) and small(req.get("boot")) and time_ms(req.get("up"))
+                and time_ms(req.get("ts"))):
             raise Rejected("schema", "time request fields missing or out of range")
         boot, up, ts = req["boot"], req["up"], req["ts"]
         offset = now - ts / 1000  # seconds the device clock was behind

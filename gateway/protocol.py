@@ -213,17 +213,18 @@ MODELS = ("five-button", "tablet")
 U32 = 2**32
 
 
-def _int(lo, hi):
+def int_in(lo: int, hi: int):
+    """A check that a value is a JSON integer in lo..hi-1 (never true, never a fraction)."""
     return lambda v: type(v) is int and lo <= v < hi
 
 
 HEALTH_FIELDS = {
-    "fw": lambda v: is_text(v, 32), "model": MODELS.__contains__, "ts": _int(0, TS_MAX),
-    "tsync": lambda v: type(v) is bool, "up": _int(0, TS_MAX), "boot": _int(0, SEQ_MAX + 1),
-    "reset": RESET_CAUSES.__contains__, "rssi": _int(-128, 1), "heap_free": _int(0, U32),
-    "heap_block": _int(0, U32), "outbox": _int(0, U32), "oldest_s": _int(0, U32),
-    "reconnects": _int(0, U32), "corrupt": _int(0, U32), "held": _int(0, U32),
-    "errors": _int(0, U32),
+    "fw": lambda v: is_text(v, 32), "model": MODELS.__contains__, "ts": int_in(0, TS_MAX),
+    "tsync": lambda v: type(v) is bool, "up": int_in(0, TS_MAX), "boot": int_in(0, SEQ_MAX + 1),
+    "reset": RESET_CAUSES.__contains__, "rssi": int_in(-128, 1), "heap_free": int_in(0, U32),
+    "heap_block": int_in(0, U32), "outbox": int_in(0, U32), "oldest_s": int_in(0, U32),
+    "reconnects": int_in(0, U32), "corrupt": int_in(0, U32), "held": int_in(0, U32),
+    "errors": int_in(0, U32),
 }
 
 

@@ -15,6 +15,7 @@ class Registry:
         self.cfg = cfg
         self.db = db
         self.ingest = ingest  # None when the gateway is not running in this process
+        self._ca_b64: str | None = None
 
     def add(self, dev: str, window: str, model: str = "five-button") -> dict:
         """Register a device. The returned key and password are shown once, never again."""
@@ -59,9 +60,16 @@ class Registry:
         out = {**creds, "user": creds["dev"], "hall": self.cfg.hall,
                "broker": [self.cfg.broker_host, self.cfg.broker_port]}
         if self.cfg.broker_tls:
-            tls.ensure_ca(self.cfg.tls_dir, self.cfg.hall)
-            out["ca"] = tls.ca_der_b64(self.cfg.tls_dir)
+            out["ca"] = self._ca()
         return out
+
+    def _ca(self) -> str:
+        """The hall CA as a device's config carries it, read once per registry (add_many
+        provisions thousands of devices with the one CA)."""
+        if self._ca_b64 is None:
+            tls.ensure_ca(self.cfg.tls_dir, self.cfg.hall)
+            self._ca_b64 = tls.ca_der_b64(self.cfg.tls_dir)
+        return self._ca_b64
 
     def _sync_broker(self) -> None:
         broker = Broker(self.cfg)

@@ -175,9 +175,6 @@ class Hall:
             self.controller.link(dev, timeout=20).wait(lambda l: l.link_up, 20)
         return self
 
-    def start_platform(self) -> None:
-        self.platform = start_platform_sim(self.cfg, self.platform_port, *self.platform_faults)
-
     def start_gateway(self) -> None:
         self.gateway = start_gateway(self.cfg)
 
