@@ -227,7 +227,8 @@ def test_device_health_online_offline_and_stale(gw):
     c.loop_start()
     c.publish("pingjia/gw/pj-0109/status", b'{"v":1,"state":"online"}', qos=1, retain=True).wait_for_publish()
     c.publish("pingjia/gw/pj-0109/health", b'{"v":1,"dev":"pj-0109","fw":"0.1.0","outbox":3,"rssi":-61}', qos=1)
-    wait_until(lambda: gw.api.get("/api/v1/devices/pj-0109").json()["online"], 10)
+    # status and health are separate messages: wait until both are in
+    wait_until(lambda: (lambda d: d["online"] and d["health"])(gw.api.get("/api/v1/devices/pj-0109").json()), 10)
     one = gw.api.get("/api/v1/devices/pj-0109").json()
     assert one["health"]["outbox"] == 3 and one["fw"] == "0.1.0" and one["stale"] is False
     assert one["state"] == "active"
