@@ -31,6 +31,9 @@ def _print(data) -> None:
 
 
 class ApiClient:
+    """The running gateway's API, with the token it made at start for this box's commands
+    (home/local.token, readable by the gateway's user only; accepted from loopback only)."""
+
     def __init__(self, home: str):
         import httpx
 
@@ -38,8 +41,17 @@ class ApiClient:
 
         self.cfg = Config.load(home)
         self.httpx = httpx
-        self.http = httpx.Client(base_url=self.cfg.api_url, timeout=30,
-                                 headers={"Authorization": f"Bearer {self.cfg.api_token}"})
+        try:
+            token = (self.cfg.home / "local.token").read_text().strip()
+        except FileNotFoundError:
+            raise PingjiaError(f"the gateway is not running at {self.cfg.home} (it never started there): "
+                               f"start it with `pingjia gateway run --home {self.cfg.home}`") from None
+        except PermissionError:
+            raise PingjiaError(f"{self.cfg.home}/local.token is the gateway's: run this as its user") from None
+        host = "127.0.0.1" if self.cfg.api_host in ("0.0.0.0", "::", "") else self.cfg.api_host
+        self.url = f"http://{host}:{self.cfg.api_port}"
+        self.http = httpx.Client(base_url=self.url, timeout=30,
+                                 headers={"Authorization": f"Bearer {token}"})
 
     def call(self, method: str, path: str, **kw):
         try:
@@ -130,6 +142,49 @@ def _device_list(args) -> None:
               f"fw={d['fw'] or '-'} outbox={h.get('outbox', '-')}")
 
 
+def _password(args) -> str:
+    """A password from standard input (--password-stdin: scripts), or asked twice."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass(f"password for {args.name}: ")
+    if getpass.getpass("again: ") != first:
+        raise PingjiaError("the two passwords differ")
+    return first
+
+
+def _user_add(args) -> None:
+    body = {"name": args.name, "role": args.role, "windows": args.window or []}
+    if args.role != "business":
+        body["password"] = _password(args)
+    _print(ApiClient(args.home).call("POST", "/api/v1/users", json=body))
+
+
+def _user_list(args) -> None:
+    for u in ApiClient(args.home).call("GET", "/api/v1/users"):
+        print(f"{u['name']:<16} {u['role']:<11} {'disabled' if u['disabled'] else 'enabled':<9} "
+              f"{','.join(u['windows']) or '-'}")
+
+
+def _user_password(args) -> None:
+    _print(ApiClient(args.home).call("POST", f"/api/v1/users/{args.name}/password",
+                                     json={"password": _password(args)}))
+
+
+def _user_token(args) -> None:
+    out = ApiClient(args.home).call("POST", f"/api/v1/users/{args.name}/tokens", json={"label": args.label})
+    print(out["token"])
+    print(f"token {out['id']} for {args.name}: shown only now; revoke it with "
+          f"`pingjia gateway token revoke {out['id']}`", file=sys.stderr)
+
+
+def _audit(args) -> None:
+    for e in reversed(ApiClient(args.home).call("GET", "/api/v1/audit", params={"limit": args.limit})):
+        detail = json.dumps(e["detail"], ensure_ascii=False) if e["detail"] else ""
+        print(f"{e['at']}  {e['actor']:<14} {e['action']:<20} {e['target'] or '-':<14} {detail}")
+
+
 def _call(method: str, path: str, body=None):
     """A command that is one API call, its answer printed: path and body are made from
     the parsed arguments."""
@@ -182,6 +237,31 @@ def register(sub) -> None:
     gt.add_argument("dev")
     gt.add_argument("--grace-hours", type=float, default=168,
                     help="how long ratings signed with the old key still verify (default a week)")
+
+    gu = gsub.add_parser("user", help="accounts (through the running gateway)")
+    usub = gu.add_subparsers(dest="user_action", required=True)
+    ua = command(usub, "add", _user_add, "add an account; a person's password is asked for")
+    ua.add_argument("name")
+    ua.add_argument("--role", required=True, choices=["admin", "supervisor", "viewer", "technician", "business"])
+    ua.add_argument("--window", action="append", help="a supervisor's window; repeat for several")
+    ua.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    command(usub, "list", _user_list, "accounts")
+    command(usub, "disable", _call("POST", "/api/v1/users/{name}/disable"),
+            "disable an account: its logins and tokens end at once").add_argument("name")
+    command(usub, "enable", _call("POST", "/api/v1/users/{name}/enable"), "enable an account").add_argument("name")
+    up = command(usub, "reset-password", _user_password, "set a new password; the account's logins end")
+    up.add_argument("name")
+    up.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    ut = command(usub, "token", _user_token, "a new API token for an account (the business system's), printed once")
+    ut.add_argument("name")
+    ut.add_argument("--label", required=True, help="what it is for, e.g. queue-system")
+    gk = gsub.add_parser("token", help="API and login tokens")
+    ksub = gk.add_subparsers(dest="token_action", required=True)
+    command(ksub, "list", _call("GET", "/api/v1/tokens"), "tokens (IDs only)")
+    command(ksub, "revoke", _call("POST", "/api/v1/tokens/{tid}/revoke"), "revoke a token at once") \
+        .add_argument("tid", metavar="ID")
+    ga2 = command(gsub, "audit", _audit, "the audit log, oldest of the newest first")
+    ga2.add_argument("--limit", type=int, default=50)
 
     si = command(gsub, "sign-in", _call("POST", "/api/v1/windows/{window}/sign-in",
                                         lambda a: {"staff_id": a.staff_id, "staff_name": a.staff_name}),

@@ -1,7 +1,9 @@
 """A hall's home folder and its settings (home/gateway.json).
 
     home/gateway.json   settings, written once by `pingjia gateway init`
-    home/gateway.db     ratings, devices, sessions, cases, rejections (SQLite, WAL)
+    home/gateway.db     ratings, work orders, devices, accounts, sessions, cases, audit (SQLite, WAL)
+    home/local.token    the token of this box's `pingjia gateway` commands, made at each start
+    home/holidays.json  the hall's holidays and 调休 working days, added to the shipped calendar
     home/broker/        the generated Mosquitto configuration, its data, certificate and log
     home/tls/           the hall's certificate authority (tls.py)
 """
@@ -35,9 +37,14 @@ class Config:
     api_port: int = 8080
     gateway_user: str = "gateway"
     gateway_password: str = field(default_factory=lambda: secrets.token_urlsafe(24))
-    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))  # the admins': everything
-    # the hall business system's: staff sign-in and sign-out and completed cases, nothing else
-    business_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # People log in with accounts, the business system has an API token of its own (auth.py).
+    # api_token: the single admin token of the release before accounts, still honoured for
+    # one release so that a hall can upgrade, with a warning; new halls have none.
+    api_token: str = ""
+    session_hours: float = 12.0  # a login token's life
+    work_order_rules: str = "huanggang"  # gateway/rulesets/NAME.json, or a path to one
+    alert_webhook_url: str = ""  # the hall's own system, told of each alert by a signed POST
+    alert_webhook_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     platform_url: str = "http://127.0.0.1:8090"  # empty: forwarding off
     platform_profile: str = "national"  # gateway/profiles/NAME.json, or a path to one
     platform_app_key: str = "pingjia"
@@ -120,8 +127,12 @@ class Config:
         for name in ("broker_port", "local_port", "api_port"):
             if not 0 < getattr(self, name) < 65536:
                 raise ConfigError(f"{name} in {where} must be a port number")
-        if self.heartbeat_s <= 0 or self.inflight_window <= 0 or self.platform_timeout_s <= 0:
-            raise ConfigError(f"heartbeat_s, inflight_window and platform_timeout_s in {where} must be positive")
+        if self.heartbeat_s <= 0 or self.inflight_window <= 0 or self.platform_timeout_s <= 0 \
+                or not 0 < self.session_hours <= 24 * 30:
+            raise ConfigError(f"heartbeat_s, inflight_window, platform_timeout_s and session_hours (at most 720) "
+                              f"in {where} must be positive")
+        if self.alert_webhook_url and not self.alert_webhook_url.startswith(("http://", "https://")):
+            raise ConfigError(f"alert_webhook_url in {where} must be an http:// or https:// URL")
 
 
 _TYPES: dict[str, type | tuple[type, ...]] = {"str": str, "int": int, "bool": bool, "float": (int, float),

@@ -15,6 +15,10 @@ otherwise:
     a whole batch refused (400, 413)  its ratings are retried one by one, to find the bad one
 
 Repeats (a second rating for a case) are stored but never forwarded as new ratings.
+
+Where the profile has a feedback section, a finished work order (rectified, or found
+invalid) is reported too, once the platform has its rating: the same outcomes, kept on
+the work order (feedback_state pending, sent or dead).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import time
 import httpx
 
 from .config import Config
-from .data import forwarding, open_db
+from .data import forwarding, open_db, transaction, workorders
 from .protocol import LEVELS, REASONS
 from .province import Profile, ProfileError, TokenBucket, signer
 
@@ -50,6 +54,13 @@ def platform_record(row: dict) -> dict:
         "reasons": reasons, "reason_names": [REASONS[r] for r in reasons],
         "rated_at": row["rated_at"], "clock": row["clock"],
     }
+
+
+def feedback_record(o: dict) -> dict:
+    """The neutral record of a finished work order; a profile's feedback section maps from it."""
+    return {"rating_id": o["rating_id"], "work_order": o["id"], "case_no": o["case_no"],
+            "outcome": "rectified" if o["state"] == "closed" else o["invalid_kind"], "note": o["note"] or "",
+            "closed_at": o["closed_at"], "contacted_at": o["contacted_at"]}
 
 
 class Forwarder:
@@ -106,7 +117,7 @@ class Forwarder:
             return False
         rows = forwarding.due(self.db, now, self.profile.batch_size)
         if not rows:
-            return False
+            return self.feedback_once(now) if self.profile.feedback else False
         if rows[0]["solo"]:
             rows = rows[:1]  # a batch was refused whole: find the bad record on its own
         else:
@@ -137,6 +148,59 @@ class Forwarder:
             self._failed(rows, f"{type(e).__name__}: {e}")
             return True  # at once, unless _failed paused us
         return self._answer(rows, resp)
+
+    def feedback_once(self, now: float) -> bool:
+        """Report one batch of finished work orders; True if there may be more."""
+        fb = self.profile.feedback
+        assert fb is not None
+        orders = workorders.feedback_due(self.db, now, fb.batch_size)
+        if not orders:
+            return False
+        try:
+            records = {o["id"]: fb.record(feedback_record(o), self.cfg.platform_settings, self.cfg.timezone)
+                       for o in orders}
+        except ProfileError as e:
+            self._pause(AUTH_PAUSE, str(e))
+            return False
+        with transaction(self.db):
+            for o in orders:
+                if p := fb.problems(records[o["id"]]):
+                    workorders.feedback_failed(self.db, o["id"], "refused before sending: " + "; ".join(p), None)
+                    del records[o["id"]]
+        if not records:
+            return True
+        while (wait := self.bucket.take(len(records))) > 0:
+            if self.stopping.wait(wait):
+                return False
+        body = fb.adapter.body(list(records.values()))
+        headers = {"Content-Type": "application/json; charset=utf-8", **self.signer.headers("POST", fb.path, body)}
+        try:
+            resp = self.http.post(fb.path, content=body, headers=headers)
+            results = fb.adapter.results(resp.json()) if resp.status_code < 300 else None
+            error = None if results is not None else f"HTTP {resp.status_code}: {resp.text[:200]}"
+        except (httpx.HTTPError, ValueError) as e:
+            results, error = None, f"{type(e).__name__}: {e}"[:300]
+        by_rating = {records[o["id"]][fb.id_field]: o for o in orders if o["id"] in records}
+        with transaction(self.db):
+            sent = [o["id"] for rid, o in by_rating.items()
+                    if results and results.get(rid, {}).get("status") in ("accepted", "duplicate")]
+            if sent:
+                workorders.feedback_sent(self.db, sent)
+            for rid, o in by_rating.items():
+                if o["id"] in sent:
+                    continue
+                x = (results or {}).get(rid)
+                if x is not None and x.get("status") == "invalid":
+                    workorders.feedback_failed(self.db, o["id"], f"invalid: {x.get('error')}", None)
+                else:
+                    delay = min(forwarding.BACKOFF_MAX, forwarding.BACKOFF_MIN * 2 ** min(o["feedback_attempts"], 16))
+                    workorders.feedback_failed(self.db, o["id"], error or "the reply did not mention it",
+                                               time.time() + delay * random.uniform(0.5, 1.0))
+        if error:
+            self.last_error = error
+            log.warning("rectification feedback not delivered: %s", error)
+            return False
+        return True
 
     def _answer(self, rows: list[dict], resp: httpx.Response) -> bool:
         code = resp.status_code

@@ -68,10 +68,11 @@ class LimitedLog:
 
 
 class Ingest:
-    def __init__(self, cfg: Config, on_stored=None):
+    def __init__(self, cfg: Config, on_stored=None, on_order=None):
         self.cfg = cfg
         self.db = open_db(cfg.db_path)
         self.on_stored = on_stored  # called after each newly stored rating (wakes the forwarder)
+        self.on_order = on_order  # called with each work order a bad review opened, once committed
         self.counts: Counter[str] = Counter()  # stored, duplicate, rejected:<reason>, ... since start
         self.broker_dropped: int | None = None  # the broker's own count of dropped messages
         self.lock = threading.RLock()  # guards self.db: the writer and the API's session pushes
@@ -295,6 +296,9 @@ class Ingest:
                 actions.append(lambda: self.publish_session(window))  # devices stop offering the case
             if self.on_stored:
                 actions.append(self.on_stored)
+            if row.get("work_order") and self.on_order:
+                order = row["work_order"]
+                actions.append(lambda: self.on_order(order))  # the alert, within a second of the press
         return actions
 
     def _activate(self, d: dict) -> None:

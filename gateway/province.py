@@ -11,6 +11,9 @@ neutral record. A field spec is one of
     {"from": "reasons", "codes": {...}, "join": ","}   a list, coded and joined
     {"from": "rated_at", "time": "%Y%m%dT%H%M%S"}     a Unix time in the hall's time zone
 
+A profile's optional "feedback" section, of the same form, says where and how a finished
+work order (rectified, or found invalid) is reported.
+
 Adding a province is a profile file; a platform whose envelope or replies differ gets a
 small adapter beside the default one. The same profile validates records in the
 platform stand-in, so both ends read one description.
@@ -51,6 +54,10 @@ class Profile:
         self.adapter = ADAPTERS[adapter]()
         if self.id_field not in self.fields:
             raise ProfileError(f"profile {self.name}: id_field {self.id_field} is not among its fields")
+        # where the platform takes rectification feedback on a bad review: a section of
+        # the same form (path, batch, rate, fields from the neutral feedback record)
+        self.feedback = Profile({"name": f"{self.name}/feedback", "auth": self.auth, **data["feedback"]}) \
+            if "feedback" in data else None
 
     @classmethod
     def load(cls, name_or_path: str) -> Profile:

@@ -1,13 +1,16 @@
 """The device registry: every change keeps three things in step — the database, the
 broker's password file and ACL (reloaded without dropping other devices), and the running
-ingest's view of the device."""
+ingest's view of the device — and is written to the audit log, in its own transaction,
+with who made it."""
 
 from __future__ import annotations
+
+import time
 
 from . import tls
 from .broker import Broker
 from .config import Config
-from .data import devices
+from .data import audit, devices, transaction
 
 
 class Registry:
@@ -17,38 +20,48 @@ class Registry:
         self.ingest = ingest  # None when the gateway is not running in this process
         self._ca_b64: str | None = None
 
-    def add(self, dev: str, window: str, model: str = "five-button") -> dict:
+    def add(self, dev: str, window: str, model: str = "five-button", actor: str = "local") -> dict:
         """Register a device. The returned key and password are shown once, never again."""
-        creds = devices.register(self.db, dev, window, model)
+        with transaction(self.db):
+            creds = devices.register(self.db, dev, window, model)
+            audit.record(self.db, actor, "device.add", dev, time.time(), window=window, model=model)
         self._sync_broker()
         if self.ingest:
             self.ingest.publish_session(window)
         return self.device_config(creds)
 
-    def add_many(self, pairs: list[tuple[str, str]], model: str = "five-button") -> list[dict]:
+    def add_many(self, pairs: list[tuple[str, str]], model: str = "five-button", actor: str = "local") -> list[dict]:
         """Register many (device, window) pairs with one broker reload."""
-        out = [self.device_config(devices.register(self.db, dev, window, model)) for dev, window in pairs]
+        with transaction(self.db):
+            out = [self.device_config(devices.register(self.db, dev, window, model)) for dev, window in pairs]
+            audit.record(self.db, actor, "device.add_many", None, time.time(), devices=len(pairs), model=model)
         self._sync_broker()
         return out
 
-    def move(self, dev: str, window: str) -> dict:
-        d = devices.move(self.db, dev, window)
+    def move(self, dev: str, window: str, actor: str = "local") -> dict:
+        with transaction(self.db):
+            d = devices.move(self.db, dev, window)
+            audit.record(self.db, actor, "device.move", dev, time.time(), window=window)
         if self.ingest:
             self.ingest.forget(dev)
             self.ingest.publish_session(window)
         return d
 
-    def retire(self, dev: str) -> None:
+    def retire(self, dev: str, actor: str = "local") -> None:
         """Lock the device out at once: the broker drops its connection on reload."""
-        devices.retire(self.db, dev)
+        with transaction(self.db):
+            devices.retire(self.db, dev)
+            audit.record(self.db, actor, "device.retire", dev, time.time())
         self._sync_broker()
         if self.ingest:
             self.ingest.forget(dev)
             self.ingest.clear_retained(dev)
 
-    def rotate(self, dev: str, grace_s: float) -> dict:
+    def rotate(self, dev: str, grace_s: float, actor: str = "local") -> dict:
         """New key and password; the device must be provisioned again to reconnect."""
-        creds = devices.rotate(self.db, dev, grace_s)
+        with transaction(self.db):
+            creds = devices.rotate(self.db, dev, grace_s)
+            audit.record(self.db, actor, "device.rotate", dev, time.time(), grace_hours=round(grace_s / 3600, 2))
         self._sync_broker()
         if self.ingest:
             self.ingest.forget(dev)

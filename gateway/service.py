@@ -1,4 +1,5 @@
-"""The running gateway: ingest, forwarder and HTTP API in one process."""
+"""The running gateway: ingest, forwarder, work orders, event stream and HTTP API in one
+process."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import logging
 import uvicorn
 
 from .api import create_app
+from .auth import write_local_token
 from .config import Config
 from .data import devices
+from .events import Events
 from .forwarder import Forwarder
 from .ingest import Ingest
+from .workflow import WorkOrders
 
 log = logging.getLogger("pingjia.gateway")
 
@@ -18,16 +22,21 @@ log = logging.getLogger("pingjia.gateway")
 class Gateway:
     def __init__(self, cfg: Config):
         self.cfg = cfg
+        self.events = Events(cfg)
+        self.work_orders = WorkOrders(cfg, self.events)
         self.forwarder = Forwarder(cfg)
-        self.ingest = Ingest(cfg, on_stored=self.forwarder.wake.set)
+        self.ingest = Ingest(cfg, on_stored=self.forwarder.wake.set, on_order=self.work_orders.opened)
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
+        local_token = write_local_token(self.cfg.home)
+        self.events.start()
+        self.work_orders.start()
         self.forwarder.start()
         self.ingest.start()
         if self.ingest.connected.wait(10):
             self.push_all_sessions()
-        app = create_app(self.cfg, self)
+        app = create_app(self.cfg, self, local_token)
         log.info("gateway for hall %s: API at %s", self.cfg.hall, self.cfg.api_url)
         try:
             uvicorn.run(app, host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning",
@@ -35,6 +44,8 @@ class Gateway:
         finally:
             self.ingest.stop()
             self.forwarder.stop()
+            self.work_orders.stop()
+            self.events.stop()
 
     def push_all_sessions(self) -> None:
         """At start, every device learns its window's current session (it may have changed

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.auth import account_token
 from gateway.broker import Broker
 from gateway.config import Config
 from gateway.data import devices, open_db, ratings, rejections
@@ -138,6 +139,8 @@ class Hall:
         self.credentials: dict[str, dict] = {}  # device -> key and broker password
         self.staff: dict[str, tuple[str, str]] = {}  # window -> (staff ID, name)
         self.business: Business | None = None
+        self.token = ""  # an admin's API token, made at start
+        self.business_token = ""
         self.gateway_kills = 0
         self._case_lock = threading.Lock()
 
@@ -152,6 +155,8 @@ class Hall:
             self.credentials[c["dev"]] = c
             self.windows[c["dev"]] = c["window"]
         self.broker.write_config(devices.password_hashes(db))
+        self.token = account_token(db, "hall-admin", "admin", "the simulator's admin calls")
+        self.business_token = account_token(db, "business", "business", "the hall business system")
         db.conn.close()
         self.broker.start()
         # the two Python processes start side by side: most of their start is imports
@@ -159,7 +164,7 @@ class Hall:
         self.gateway = start_gateway(self.cfg, wait=False)
         wait_platform(self.platform_port)
         wait_gateway(self.cfg)
-        self.business = Business(self.cfg.api_url, self.cfg.business_token, seed=self.rng.randrange(1 << 30))
+        self.business = Business(self.cfg.api_url, self.business_token, seed=self.rng.randrange(1 << 30))
         for i, window in enumerate(sorted(set(self.windows.values()))):
             staff = STAFF[i % len(STAFF)]
             staff = (f"{staff[0]}{i // len(STAFF) or ''}", staff[1])

@@ -80,8 +80,11 @@ def create_app(profile: Profile, app_key: str, app_secret: str, rate: float | No
         return JSONResponse({"code": status, "message": message}, status_code=status,
                             headers={k.replace("_", "-"): v for k, v in headers.items()})
 
-    @app.post(profile.path)
-    async def push(request: Request):
+    feedback: dict[str, dict] = {}
+
+    async def receive(request: Request, section: Profile, store: dict, about: dict | None):
+        """One push of records to `section`'s path, kept in `store` by its ID; with
+        `about`, a record's ID must name one kept there (feedback on a known rating)."""
         f: Faults = state.faults
         body = await request.body()
         stats["requests"] += 1
@@ -89,7 +92,7 @@ def create_app(profile: Profile, app_key: str, app_secret: str, rate: float | No
             await asyncio.sleep(f.latency_ms / 1000)
         if time.monotonic() < state.outage_until:
             return error(503, "platform under maintenance")
-        if not auth.check("POST", profile.path, body, request.headers):
+        if not auth.check("POST", section.path, body, request.headers):
             return error(401, "bad signature or app key")
         if rng.random() < f.timeout_rate:
             stats["timeouts_injected"] += 1
@@ -101,26 +104,28 @@ def create_app(profile: Profile, app_key: str, app_secret: str, rate: float | No
             assert isinstance(batch, list) and all(isinstance(r, dict) for r in batch)
         except (ValueError, KeyError, TypeError, AssertionError):
             return error(400, "body must be {\"records\": [objects]}")
-        if len(batch) > profile.batch_size:
-            return error(413, f"at most {profile.batch_size} records a request")
+        if len(batch) > section.batch_size:
+            return error(413, f"at most {section.batch_size} records a request")
         wait = bucket.take(len(batch))
         if wait:
             return error(429, "rate limit", retry_after=str(max(1, round(wait + 0.5))))
         results = []
         with lock:
             for rec in batch:
-                rid = rec.get(profile.id_field)
-                problems = profile.problems(rec)
+                rid = rec.get(section.id_field)
+                problems = section.problems(rec)
+                if about is not None and rid not in about:
+                    problems.append(f"no evaluation {rid}")
                 if problems:
                     stats["invalid"] += 1
                     results.append({"id": rid, "status": "invalid", "error": "; ".join(problems)})
-                elif rid in records:
+                elif rid in store:
                     stats["duplicates_received"] += 1
                     dup_ok = rng.random() < f.dup_reply_rate
                     results.append({"id": rid, "status": "accepted" if dup_ok else "duplicate"})
                 else:
-                    records[rid] = rec
-                    stats["accepted"] += 1
+                    store[rid] = rec
+                    stats["accepted" if about is None else "feedback_accepted"] += 1
                     results.append({"id": rid, "status": "accepted"})
         if rng.random() < f.lost_reply_rate:
             stats["lost_replies_injected"] += 1
@@ -129,6 +134,20 @@ def create_app(profile: Profile, app_key: str, app_secret: str, rate: float | No
             stats["drops_injected"] += 1
             return DroppedReply()
         return {"code": 0, "results": results}
+
+    @app.post(profile.path)
+    async def push(request: Request):
+        return await receive(request, profile, records, None)
+
+    if (fb := profile.feedback) is not None:
+        @app.post(fb.path)
+        async def push_feedback(request: Request):
+            return await receive(request, fb, feedback, records)
+
+        @app.get("/sim/feedback")
+        def query_feedback():
+            with lock:
+                return {"count": len(feedback), "records": list(feedback.values())}
 
     @app.get("/sim/records")
     def query():

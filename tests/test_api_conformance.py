@@ -26,8 +26,11 @@ def gw(tmp_path_factory):
 def test_every_answer_conforms_to_the_openapi_document(gw):
     r = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "run", f"{gw.cfg.api_url}/openapi.json", "--checks", "all",
-         "--max-examples", "25", "--seed", "1", "--header", f"Authorization: Bearer {gw.cfg.api_token}",
-         "--no-color", "--suppress-health-check", "all"],
+         "--max-examples", "25", "--seed", "1", "--header", f"Authorization: Bearer {gw.token}",
+         "--no-color", "--suppress-health-check", "all",
+         # logout would revoke the very token the run uses; the event stream never ends (it
+         # has its own tests, tests/test_work_orders.py)
+         "--exclude-path", "/api/v1/logout", "--exclude-path", "/api/v1/events"],
         capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
     assert "passed" in r.stdout
@@ -36,7 +39,7 @@ def test_every_answer_conforms_to_the_openapi_document(gw):
 
 def test_no_token_no_body_read_and_no_echo(gw):
     url = gw.cfg.api_url
-    auth = {"Authorization": f"Bearer {gw.cfg.api_token}"}
+    auth = {"Authorization": f"Bearer {gw.token}"}
 
     def body_of(n):
         yield b'{"dev": "'
@@ -72,7 +75,7 @@ def test_no_token_no_body_read_and_no_echo(gw):
 
 
 def test_csv_cells_cannot_run_as_formulas(gw):
-    auth = {"Authorization": f"Bearer {gw.cfg.api_token}"}
+    auth = {"Authorization": f"Bearer {gw.token}"}
     url = gw.cfg.api_url
     formula = '=HYPERLINK("//x.invalid","点我")'
     r = httpx.post(f"{url}/api/v1/windows/W01/sign-in", json={"staff_id": "S77", "staff_name": formula},
@@ -94,7 +97,7 @@ def test_the_business_system_s_token_does_only_its_job(gw):
     """The token that sits in the business system's software signs staff in and out and
     reports cases; it reads no rating and touches no device."""
     url = gw.cfg.api_url
-    biz = {"Authorization": f"Bearer {gw.cfg.business_token}"}
+    biz = {"Authorization": f"Bearer {gw.business_token}"}
     assert httpx.post(f"{url}/api/v1/windows/W09/sign-in", json={"staff_id": "S9", "staff_name": "周"},
                       headers=biz).status_code == 200
     assert httpx.post(f"{url}/api/v1/cases", json={"serial": "BZ-1", "window": "W09", "item_code": "A",
@@ -108,5 +111,5 @@ def test_the_business_system_s_token_does_only_its_job(gw):
                                ("POST", "/api/v1/forwarder/requeue", {})):
         r = httpx.request(method, f"{url}{path}", json=body, headers=biz)
         assert r.status_code == 403, (path, r.status_code)
-    assert httpx.get(f"{url}/api/v1/devices/pj-0001", headers={"Authorization": f"Bearer {gw.cfg.api_token}"}
+    assert httpx.get(f"{url}/api/v1/devices/pj-0001", headers={"Authorization": f"Bearer {gw.token}"}
                      ).json()["state"] != "retired"

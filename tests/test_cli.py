@@ -126,3 +126,44 @@ def test_sim_load_rates_through_a_real_gateway_and_every_rating_is_stored(tmp_pa
     assert result["acked"] == result["stored"] == 600
     assert 0 < result["latency_p50_ms"] <= result["latency_p99_ms"] <= result["latency_max_ms"]
     assert result["sustained_per_s"] > 100
+
+
+def test_accounts_from_the_command_line_and_the_audit_log_says_who(hall_home):
+    home, _ = hall_home
+    assert oct((home / "local.token").stat().st_mode & 0o777) == "0o600"
+
+    def run(*args, stdin=None):
+        return subprocess.run([sys.executable, "-m", "gateway", "gateway", *args, "--home", str(home)],
+                              capture_output=True, text=True, timeout=60, input=stdin)
+
+    r = run("user", "add", "li.na", "--role", "supervisor", "--window", "W01", "--window", "W02",
+            "--password-stdin", stdin="short\n")
+    assert r.returncode == 1 and "at least 10 characters" in r.stderr
+    r = run("user", "add", "li.na", "--role", "supervisor", "--window", "W01", "--window", "W02",
+            "--password-stdin", stdin="a long enough secret\n")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["windows"] == ["W01", "W02"] and "secret" not in r.stdout
+    assert run("user", "add", "queue", "--role", "business").returncode == 0
+    r = run("user", "token", "queue", "--label", "queue-system")
+    token = r.stdout.strip()
+    assert r.returncode == 0 and token.startswith("pj_") and "revoke" in r.stderr
+    api = f"http://127.0.0.1:{json.loads((home / 'gateway.json').read_text())['api_port']}"
+    biz = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(f"{api}/api/v1/windows/W01/sign-in", json={"staff_id": "S1", "staff_name": "张伟"},
+                      headers=biz).status_code == 200
+    assert httpx.get(f"{api}/api/v1/ratings", headers=biz).status_code == 403
+    listed = run("user", "list").stdout
+    assert "li.na" in listed and "supervisor" in listed and "W01,W02" in listed
+    login = httpx.post(f"{api}/api/v1/login", json={"user": "li.na", "password": "a long enough secret"})
+    assert login.status_code == 200
+    assert run("user", "disable", "li.na").returncode == 0
+    assert httpx.get(f"{api}/api/v1/ratings", headers={"Authorization": f"Bearer {login.json()['token']}"}
+                     ).status_code == 401  # a disabled account's login ends at once
+    tokens = json.loads(run("token", "list").stdout)
+    tid = next(t["id"] for t in tokens if t["user"] == "queue")
+    assert token not in json.dumps(tokens) and run("token", "revoke", tid).returncode == 0
+    assert httpx.post(f"{api}/api/v1/windows/W01/sign-out", headers=biz).status_code == 401
+    audit = run("audit").stdout.splitlines()
+    assert [line.split()[2] for line in audit[-5:]] == ["user.add", "user.add", "token.add", "user.disable",
+                                                        "token.revoke"]
+    assert all(line.split()[1] == "local" for line in audit[-5:])

@@ -114,7 +114,7 @@ def test_bad_input_is_rejected_counted_and_good_ratings_still_pass(hall):
     dev = "pj-0001"
     creds = hall.credentials[dev]
     key = bytes.fromhex(creds["key"])
-    api = httpx.Client(base_url=hall.cfg.api_url, headers={"Authorization": f"Bearer {hall.cfg.api_token}"})
+    api = httpx.Client(base_url=hall.cfg.api_url, headers={"Authorization": f"Bearer {hall.token}"})
 
     hall.new_case(dev)
     good = hall.press(dev, "satisfied")

@@ -31,7 +31,7 @@ DAY_MS = 86_400_000
 def hall(tmp_path_factory):
     h = Hall(tmp_path_factory.mktemp("hostile") / "hall", devices=3, hall="hx", seed=3)
     h.start()
-    h.api = httpx.Client(base_url=h.cfg.api_url, headers={"Authorization": f"Bearer {h.cfg.api_token}"},
+    h.api = httpx.Client(base_url=h.cfg.api_url, headers={"Authorization": f"Bearer {h.token}"},
                          timeout=10)
     try:
         yield h

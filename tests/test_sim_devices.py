@@ -108,8 +108,8 @@ def test_mpremote_reaches_the_repl_of_a_running_device_and_the_app_comes_back(si
     assert rated["case_no"] == second["case"] and rated["level"] == "very_dissatisfied"
 
     # both ratings reached the gateway, the one made before the REPL session and the one after
-    cfg = json.loads((Path(ready["home"]) / "gateway.json").read_text())
-    api = httpx.Client(base_url=ready["api"], headers={"Authorization": f"Bearer {cfg['api_token']}"})
+    token = (Path(ready["home"]) / "local.token").read_text().strip()  # the box's own commands' token
+    api = httpx.Client(base_url=ready["api"], headers={"Authorization": f"Bearer {token}"})
     rows = wait_until(lambda: len(r := api.get("/api/v1/ratings", params={"window": "W01"}).json()) == 2 and r,
                       20, interval=0.3, what="both ratings")
     assert sorted((r["case_no"], r["level"], r["reason"]) for r in rows) == sorted(

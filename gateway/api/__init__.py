@@ -1,34 +1,38 @@
 """The gateway's HTTP API (FastAPI): the hall business system's calls and the admin views.
 
-Every endpoint but /api/v1/health needs `Authorization: Bearer <token>`: the admins'
-api_token, or for sign-in, sign-out and cases the business system's business_token,
-checked before the body is read (guard.py). Bad input gets a 4xx with a message saying what is
-wrong, never the input echoed back. The library's named errors (errors.py) are mapped to
+Every endpoint but /api/v1/health and /api/v1/login needs `Authorization: Bearer <token>`,
+checked before the body is read (guard.py); what the token's role may do is said on each
+route (deps.needs, auth.ROLES). Bad input gets a 4xx with a message saying what is wrong,
+never the input echoed back. The library's named errors (errors.py) are mapped to
 their status codes here and nowhere else; anything else is a bug, logged, and a 500.
 """
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from ..auth import Authenticator
 from ..config import Config
 from ..errors import Conflict, NotFound
-from . import devices, hall, ops, ratings
-from .deps import auth, business_auth, errors
+from . import accounts, devices, hall, ops, ratings, workorders
+from .deps import errors
 from .guard import Guard
 
 
-def create_app(cfg: Config, gateway=None) -> FastAPI:
-    """gateway: the running service (ingest, forwarder); None serves the stored data only."""
+def create_app(cfg: Config, gateway=None, local_token: str | None = None) -> FastAPI:
+    """gateway: the running service (ingest, forwarder, work orders, events); None serves
+    the stored data only. local_token: the token of this box's `pingjia gateway` commands."""
     app = FastAPI(title="Pingjia gateway", version="1",
-                  description=f"Hall {cfg.hall}: devices, sessions and cases, ratings, statistics.")
+                  description=f"Hall {cfg.hall}: devices, sessions and cases, ratings, statistics, "
+                              f"work orders, accounts.")
     app.state.cfg = cfg
     app.state.gateway = gateway
+    app.state.auth = Authenticator(cfg, local_token)
 
     @app.exception_handler(NotFound)
     async def not_found(request, exc):
@@ -54,8 +58,9 @@ def create_app(cfg: Config, gateway=None) -> FastAPI:
                                         for e in exc.errors()[:20]]}, status_code=422)
 
     app.include_router(ops.public)
-    app.include_router(hall.business, dependencies=[Depends(business_auth)], responses=errors(401, 403))
-    for module in (hall, devices, ratings, ops):
-        app.include_router(module.router, dependencies=[Depends(auth)], responses=errors(401, 403))
-    app.add_middleware(Guard, tokens=(cfg.api_token, cfg.business_token))
+    app.include_router(accounts.public)
+    app.include_router(hall.business, responses=errors(401, 403))
+    for module in (hall, devices, ratings, workorders, ops, accounts):
+        app.include_router(module.router, responses=errors(401, 403))
+    app.add_middleware(Guard, auth=app.state.auth)
     return app

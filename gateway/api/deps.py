@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import re
-import secrets
 from datetime import date, datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import HTTPException, Query, Request, Security
+from fastapi import Depends, HTTPException, Query, Request, Security
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, BeforeValidator, Field
 
+from ..auth import Principal
 from ..config import Config
 from ..data import open_db
 from ..registry import Registry
+from .guard import PRINCIPAL
 
 
 def cfg(request: Request) -> Config:
@@ -33,6 +34,10 @@ def db(request: Request):
         d.conn.close()
 
 
+def authenticator(request: Request):
+    return request.app.state.auth
+
+
 def registry(request: Request):
     g = request.app.state.gateway
     d = open_db(request.app.state.cfg.db_path)
@@ -42,39 +47,33 @@ def registry(request: Request):
         d.conn.close()
 
 
-bearer = HTTPBearer(auto_error=False, description="the gateway's api_token (gateway.json)")
+bearer = HTTPBearer(auto_error=False, description="a login token (POST /api/v1/login) or an account's API token")
 
 
-def _bearer(request: Request, *tokens: str) -> None:
-    given = request.headers.get("authorization", "").encode()
-    if not any(secrets.compare_digest(given, f"Bearer {t}".encode()) for t in tokens):
-        if any(secrets.compare_digest(given, f"Bearer {t}".encode()) for t in _tokens(request.app.state.cfg)):
-            raise HTTPException(403, "this token may not do that")
-        raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+def principal(request: Request, _=Security(bearer)) -> Principal:
+    """Who is calling: found by the guard (guard.py) before any body was read; declared
+    here so that the OpenAPI document says each route needs a token."""
+    return request.scope[PRINCIPAL]
 
 
-def _tokens(c: Config) -> tuple[str, str]:
-    return c.api_token, c.business_token
-
-
-def auth(request: Request, _=Security(bearer)) -> None:
-    """The admins' token. Checked here per route (guard.py has already let in only known
-    tokens, before any body was read), and declared so the OpenAPI document says so."""
-    _bearer(request, request.app.state.cfg.api_token)
-
-
-def business_auth(request: Request, _=Security(bearer)) -> None:
-    """The hall business system's token, or the admins'."""
-    _bearer(request, *_tokens(request.app.state.cfg))
+def needs(permission: str):
+    """A route's dependency: the caller's role must have this permission (auth.ROLES)."""
+    def check(who: Principal = Depends(principal)) -> Principal:
+        if not who.can(permission):
+            raise HTTPException(403, f"a {who.role} may not do this")
+        return who
+    check.__name__ = f"needs_{permission.replace(':', '_')}"
+    return Depends(check)
 
 
 class Problem(BaseModel):
     detail: str = Field(description="what is wrong, in words")
 
 
-_SAYS = {400: "Malformed request", 401: "Missing or wrong bearer token", 403: "The token may not do this",
-         404: "No such thing",
-         409: "Conflicts with what is stored", 413: "Body too large"}
+_SAYS = {400: "Malformed request", 401: "Missing, wrong, expired or revoked bearer token",
+         403: "The caller's role may not do this", 404: "No such thing",
+         409: "Conflicts with what is stored", 413: "Body too large", 429: "Too many attempts",
+         503: "Not available in this process"}
 
 
 def errors(*codes: int) -> dict:

@@ -47,13 +47,14 @@ def view(r: dict, cfg, now: float) -> dict:
     return out
 
 
-@router.get("", summary="All devices with their health")
+@router.get("", summary="All devices with their health", dependencies=[deps.needs("devices:read")])
 def list_devices(d=Depends(deps.db), cfg=Depends(deps.cfg), state: str | None = None, window: str | None = None):
     now = time.time()
     return [view(r, cfg, now) for r in devices.listed(d, state, window)]
 
 
-@router.get("/{dev}", summary="One device with its health", responses=deps.errors(404))
+@router.get("/{dev}", summary="One device with its health", responses=deps.errors(404),
+            dependencies=[deps.needs("devices:read")])
 def get_device(dev: DevPath, d=Depends(deps.db), cfg=Depends(deps.cfg)):
     r = devices.get(d, dev)
     if r is None:
@@ -63,24 +64,25 @@ def get_device(dev: DevPath, d=Depends(deps.db), cfg=Depends(deps.cfg)):
 
 @router.post("", status_code=201, summary="Register a device; its key and password are shown this once",
              responses=deps.errors(400, 409, 413))
-def add(body: NewDevice, reg=Depends(deps.registry)):
-    return reg.add(body.dev, body.window, body.model)
+def add(body: NewDevice, reg=Depends(deps.registry), who=deps.needs("devices:write")):
+    return reg.add(body.dev, body.window, body.model, who.name)
 
 
 @router.post("/{dev}/window", summary="Assign or move a device to a window",
              responses=deps.errors(400, 404, 409, 413))
-def move(dev: DevPath, body: Move, reg=Depends(deps.registry), cfg=Depends(deps.cfg)):
-    return view(reg.move(dev, body.window), cfg, time.time())
+def move(dev: DevPath, body: Move, reg=Depends(deps.registry), cfg=Depends(deps.cfg),
+         who=deps.needs("devices:write")):
+    return view(reg.move(dev, body.window, who.name), cfg, time.time())
 
 
 @router.post("/{dev}/retire", summary="Retire a device: it is locked out at once",
              responses=deps.errors(404, 409))
-def retire(dev: DevPath, reg=Depends(deps.registry)):
-    reg.retire(dev)
+def retire(dev: DevPath, reg=Depends(deps.registry), who=deps.needs("devices:write")):
+    reg.retire(dev, who.name)
     return {"dev": dev, "state": "retired"}
 
 
 @router.post("/{dev}/rotate", summary="New key and password, shown this once",
              responses=deps.errors(400, 404, 409, 413))
-def rotate(dev: DevPath, body: Rotate, reg=Depends(deps.registry)):
-    return reg.rotate(dev, body.grace_hours * 3600)
+def rotate(dev: DevPath, body: Rotate, reg=Depends(deps.registry), who=deps.needs("devices:write")):
+    return reg.rotate(dev, body.grace_hours * 3600, who.name)

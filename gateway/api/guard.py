@@ -1,37 +1,43 @@
-"""The API's front door, before FastAPI reads a byte of the body: only a known bearer
-token gets in (which one may do what is each route's business, deps.py), and a body may
-not be larger than MAX_BODY.
+"""The API's front door, before FastAPI reads a byte of the body: only a live bearer
+token gets in (auth.py says whose; what it may do is each route's business, deps.py), and
+a body may not be larger than MAX_BODY.
 
 FastAPI reads and parses a request's body before it runs the route's dependencies, so a
 token check written as a dependency lets anybody make the gateway read a 100 MB body.
-This is plain ASGI because it must act before the framework does.
+This is plain ASGI because it must act before the framework does. The principal it found
+is left in the scope for the routes.
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 
 from fastapi import HTTPException
 
+from ..auth import Authenticator
+
 MAX_BODY = 1_000_000  # bytes; the largest legitimate body (a requeue of 10,000 IDs) is ~300 KB
-PUBLIC = ("/api/v1/health", "/docs", "/openapi.json")
+PUBLIC = ("/api/v1/health", "/api/v1/login", "/docs", "/openapi.json")
+PRINCIPAL = "pingjia.principal"  # the scope key
 
 
 class Guard:
-    def __init__(self, app, tokens: tuple[str, ...]):
+    def __init__(self, app, auth: Authenticator):
         self.app = app
-        self.known = [f"Bearer {t}".encode() for t in tokens]
+        self.auth = auth
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         if scope["path"] not in PUBLIC:
-            given = headers.get(b"authorization", b"")
-            if not any(secrets.compare_digest(given, k) for k in self.known):
-                return await _answer(send, 401, "missing or wrong bearer token",
+            client, server = scope.get("client"), scope.get("server")
+            principal = self.auth.resolve(headers.get(b"authorization", b""), client[0] if client else None,
+                                          server[0] if server else None)
+            if principal is None:
+                return await _answer(send, 401, "missing, wrong, expired or revoked bearer token",
                                      [(b"www-authenticate", b"Bearer")])
+            scope[PRINCIPAL] = principal
         try:
             length = int(headers.get(b"content-length", b"0"))
         except ValueError:

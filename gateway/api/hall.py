@@ -16,7 +16,8 @@ from ..protocol import TEXT_PATTERN
 from . import deps
 
 router = APIRouter(prefix="/api/v1", tags=["hall"])  # the admins' views
-business = APIRouter(prefix="/api/v1", tags=["hall"])  # what the business system may call
+# what the hall business system calls (and admins may)
+business = APIRouter(prefix="/api/v1", tags=["hall"], dependencies=[deps.needs("hall:report")])
 
 NAME = r"^[A-Za-z0-9_-]{1,32}$"
 CODE = r"^[A-Za-z0-9._-]{1,64}$"
@@ -84,7 +85,8 @@ def sign_out(window: WindowPath, d=Depends(deps.db), g=Depends(deps.gateway)):
     return {"window": window, "signed_in": False}
 
 
-@router.get("/windows", summary="Each window: who is signed in, its devices, its latest case")
+@router.get("/windows", summary="Each window: who is signed in, its devices, its latest case",
+            dependencies=[deps.needs("devices:read")])
 def windows(d=Depends(deps.db), cfg=Depends(deps.cfg)):
     now = time.time()
     out = []
@@ -99,7 +101,7 @@ def windows(d=Depends(deps.db), cfg=Depends(deps.cfg)):
     return out
 
 
-@router.get("/sessions", summary="Staff sessions, newest first")
+@router.get("/sessions", summary="Staff sessions, newest first", dependencies=[deps.needs("read")])
 def sessions(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Query(None, max_length=32),
              limit: int = Query(100, ge=1, le=1000)):
     return [{**r, "started_at": deps.iso(r["started_at"], cfg.timezone),
@@ -114,7 +116,8 @@ def case_completed(body: Case, d=Depends(deps.db), g=Depends(deps.gateway)):
     return row
 
 
-@router.get("/cases", summary="Cases, newest first; rated=false lists the unrated ones")
+@router.get("/cases", summary="Cases, newest first; rated=false lists the unrated ones",
+            dependencies=[deps.needs("read")])
 def cases(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Query(None, max_length=32),
           rated: bool | None = None, since: deps.Since = None, until: deps.Until = None,
           limit: int = Query(100, ge=1, le=1000)):
@@ -123,6 +126,7 @@ def cases(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Query(
     return [{**r, "completed_at": deps.iso(r["completed_at"], cfg.timezone)} for r in found]
 
 
-@router.get("/cases/rated-share", summary="主动评价率: the share of completed cases that were rated")
+@router.get("/cases/rated-share", summary="主动评价率: the share of completed cases that were rated",
+            dependencies=[deps.needs("read")])
 def rated_share(d=Depends(deps.db), cfg=Depends(deps.cfg), since: deps.Since = None, until: deps.Until = None):
     return hall.rated_share(d, deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True))

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 
-from ..data import ratings
+from ..data import audit, ratings, transaction
 from ..protocol import LEVELS, REASONS
 from . import deps
 
 router = APIRouter(prefix="/api/v1", tags=["ratings"])
+readers = [deps.needs("read")]
 
 Level = Literal["very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied"]
 assert set(get_args(Level)) == set(LEVELS)
@@ -40,7 +42,7 @@ def _row(r: dict, tz: str) -> dict:
     return r
 
 
-@router.get("/ratings", summary="Ratings, oldest first, filtered")
+@router.get("/ratings", summary="Ratings, oldest first, filtered", dependencies=readers)
 def list_ratings(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=Depends(deps.cfg),
                  limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=OFFSET_MAX)):
     # the device's signature stays with the rating: it is the evidence
@@ -60,7 +62,7 @@ def _cell(v):
     return v
 
 
-@router.get("/ratings.csv", summary="Ratings as CSV (UTF-8 with BOM, for spreadsheets)",
+@router.get("/ratings.csv", summary="Ratings as CSV (UTF-8 with BOM, for spreadsheets)", dependencies=readers,
             response_class=StreamingResponse,
             responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                              "description": "one row per rating, a header row first"}})
@@ -87,17 +89,23 @@ def ratings_csv(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=
 
 
 @router.get("/stats", summary="Counts, mean score (10/8/6/3/0), satisfaction rate and bad reviews, "
-                              "overall or per window or staff member")
+                              "overall or per window or staff member", dependencies=readers)
 def stats(f: ratings.Filter = Depends(selection), d=Depends(deps.db),
           by: str | None = Query(None, pattern="^(window|staff)$", description="window or staff")):
     return ratings.stats(d, f, by)
 
 
 @router.post("/ratings/{rid}/release", summary="Release a held rating: an admin found it genuine; it is "
-             "counted and forwarded from now on", responses=deps.errors(404, 409))
+             "counted and forwarded from now on; a bad review opens its work order",
+             responses=deps.errors(404, 409))
 def release(rid: Annotated[str, Path(pattern=RATING_ID, description="a rating ID, e.g. pj-0001:42")],
-            d=Depends(deps.db), g=Depends(deps.gateway)):
-    ratings.release(d, rid)
+            d=Depends(deps.db), g=Depends(deps.gateway), who=deps.needs("ratings:release")):
+    now = time.time()
+    with transaction(d):
+        order = ratings.release(d, rid, now)
+        audit.record(d, who.name, "rating.release", rid, now)
     if g is not None:
         g.forwarder.wake.set()
-    return {"id": rid, "forward_state": "pending"}
+        if order:
+            g.work_orders.opened(order)
+    return {"id": rid, "forward_state": "pending", "work_order": order and order["id"]}

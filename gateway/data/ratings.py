@@ -3,19 +3,18 @@ the views admins read: lists, CSV rows, statistics."""
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from .. import rules
 from ..errors import Conflict, NotFound
 from ..protocol import BAD_LEVELS, LEVELS, Rating
-from . import hall, one, rows, transaction
+from . import hall, one, rows, transaction, workorders
 
 
 def store(db, r: Rating, d: dict, received_at: float) -> tuple[str, dict]:
     """Tag and insert one verified rating, inside the caller's transaction. d: the
     device's row. Returns ("stored"|"duplicate", row); row["held"] says why a rating
-    waits for an admin.
+    waits for an admin; row["work_order"] is the order a bad review opened.
 
     A correctly signed rating is never refused: one whose ID is taken by a different
     rating (a device whose counter went back, or a forger holding its key) is stored
@@ -46,20 +45,24 @@ def store(db, r: Rating, d: dict, received_at: float) -> tuple[str, dict]:
                     list(row.values()))
     if row["tag_source"] == "case" and not row["repeat_of"] and not row["held"]:
         hall.mark_rated(db, r.case, rid)
+    if workorders.wanted(row):
+        row["work_order"] = workorders.open_for(db, row, received_at)
     return "stored", row
 
 
-def release(db, rid: str) -> None:
-    """An admin found a held rating genuine: it is counted and forwarded from now on. Its
-    `held` reason stays, as the record of why it waited."""
+def release(db, rid: str, at: float) -> dict | None:
+    """An admin found a held rating genuine: it is counted and forwarded from now on, and
+    a bad review opens its work order now. Its `held` reason stays, as the record of why
+    it waited. Returns the work order it opened, if any."""
     with transaction(db):
-        row = one(db, "select forward_state from ratings where id = ?", [rid])
+        row = one(db, "select * from ratings where id = ?", [rid])
         if row is None:
             raise NotFound(f"no rating {rid}")
         if row["forward_state"] != "held":
             raise Conflict(f"rating {rid} is not held")
-        db.execute("update ratings set forward_state = 'pending', next_attempt_at = ? where id = ?",
-                   [time.time(), rid])
+        db.execute("update ratings set forward_state = 'pending', next_attempt_at = ? where id = ?", [at, rid])
+        row["forward_state"] = "pending"
+        return workorders.open_for(db, row, at) if workorders.wanted(row) else None
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite_utils
 
 from ..errors import PingjiaError
+from ..protocol import BAD_LEVELS
 
 
 def _create(db: sqlite_utils.Database) -> None:
@@ -55,7 +56,53 @@ def _held(db: sqlite_utils.Database) -> None:
     db.execute("create index if not exists ratings_held on ratings (held) where held is not null")
 
 
-MIGRATIONS = (_create, _held)  # schema version N is MIGRATIONS[:N]; append, never edit
+def _accounts_and_work_orders(db: sqlite_utils.Database) -> None:
+    """Version 3: people's accounts and their tokens, the audit log, and a work order
+    (差评工单) for every bad review, each step of it recorded. The audit log and the
+    steps are append-only: triggers refuse any update or delete, whoever asks.
+
+    Every bad review already stored gets its work order, opened when the review arrived:
+    the rules say each one is handled, and an upgrade must not lose one."""
+    db.execute("""create table users (name text primary key, role text not null, windows text not null,
+                  pw_hash text, disabled integer not null default 0, created_at real not null,
+                  changed_at real not null)""")
+    db.execute("""create table tokens (hash text primary key, user text not null references users(name),
+                  kind text not null, label text, created_at real not null, expires_at real,
+                  revoked_at real)""")
+    db.execute("create index tokens_user on tokens (user)")
+    db.execute("""create table audit (id integer primary key autoincrement, at real not null,
+                  actor text not null, action text not null, target text, detail text)""")
+    db.execute("""create table work_orders (id integer primary key autoincrement,
+                  rating_id text not null unique references ratings(id), window text, staff_id text,
+                  staff_name text, case_no text, item_code text, item_name text, level text not null,
+                  reason text, opened_at real not null, state text not null, contacted_at real,
+                  complex integer not null default 0, invalid_kind text, closed_at real, updated_at real not null,
+                  alerted text not null default '', feedback_state text, feedback_attempts integer not null
+                  default 0, feedback_error text, next_feedback_at real)""")
+    db.execute("create index work_orders_state on work_orders (state, opened_at)")
+    db.execute("create index work_orders_staff on work_orders (staff_id, opened_at)")
+    db.execute("create index work_orders_feedback on work_orders (feedback_state, next_feedback_at) "
+               "where feedback_state = 'pending'")
+    db.execute("""create table work_order_steps (id integer primary key autoincrement,
+                  order_id integer not null references work_orders(id), at real not null, actor text not null,
+                  step text not null, note text, kind text)""")
+    db.execute("create index work_order_steps_order on work_order_steps (order_id, id)")
+    for table in ("audit", "work_order_steps"):
+        for op in ("update", "delete"):
+            db.execute(f"create trigger {table}_no_{op} before {op} on {table} "
+                       f"begin select raise(abort, '{table} is append-only'); end")
+    bad = ",".join(f"'{lv}'" for lv in sorted(BAD_LEVELS))
+    db.execute(f"""insert into work_orders (rating_id, window, staff_id, staff_name, case_no, item_code,
+                   item_name, level, reason, opened_at, state, updated_at)
+                   select id, window, staff_id, staff_name, case_no, item_code, item_name, level, reason,
+                   received_at, 'open', received_at from ratings
+                   where level in ({bad}) and repeat_of is null and forward_state != 'held' order by received_at""")
+    db.execute("""insert into work_order_steps (order_id, at, actor, step, note)
+                  select id, opened_at, 'system', 'opened', 'opened when the gateway was upgraded'
+                  from work_orders""")
+
+
+MIGRATIONS = (_create, _held, _accounts_and_work_orders)  # schema version N is MIGRATIONS[:N]; append, never edit
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from gateway.auth import account_token
 from gateway.broker import Broker
 from gateway.data import open_db
 from gateway.province import PROFILE_DIR
@@ -41,6 +42,7 @@ async def run(args) -> dict:
     cfg.save()
     db = open_db(cfg.db_path)
     creds = Registry(cfg, db).add_many([(f"pj-{i:04d}", f"W{i % 20:02d}") for i in range(args.publishers)])
+    token = account_token(db, "bench", "admin", "bench drain")
     db.conn.close()
     broker = Broker(cfg)
     broker.start()
@@ -49,7 +51,7 @@ async def run(args) -> dict:
         procs.append(start_platform_sim(cfg, platform_port, "--outage-s", "86400", "--seed", "1"))
         procs.append(start_gateway(cfg))
         sim = httpx.Client(base_url=cfg.platform_url, timeout=30)
-        api = httpx.Client(base_url=cfg.api_url, headers={"Authorization": f"Bearer {cfg.api_token}"}, timeout=60)
+        api = httpx.Client(base_url=cfg.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
         say(f"platform down; storing {args.ratings} ratings through the gateway ...")
         fleet = Fleet(creds, cfg.broker_host, cfg.broker_port)

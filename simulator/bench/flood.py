@@ -99,7 +99,7 @@ def run(args) -> dict:
         time.sleep(5)
         out["gateway_rss_after_mb"], out["broker_rss_after_mb"] = rss_mb(gw), rss_mb(broker)
         state = httpx.get(f"{hall.cfg.api_url}/api/v1/gateway",
-                          headers={"Authorization": f"Bearer {hall.cfg.api_token}"}).json()
+                          headers={"Authorization": f"Bearer {hall.token}"}).json()
         counts = state.get("ingest_since_start", {})
         out["rejected"] = sum(v for k, v in counts.items() if k.startswith("rejected:"))
         out["dropped_qos0_at_gateway"] = counts.get("dropped_qos0", 0)

@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 import paho.mqtt.client as mqtt
 
+from gateway.auth import account_token
 from gateway.broker import Broker
 from gateway.config import Config
 from gateway.data import open_db
@@ -102,6 +103,7 @@ async def run(args) -> dict:
     say(f"registering {args.publishers} + {args.devices} devices in {home} ...")
     tp_creds = reg.add_many([(f"tp-{i:04d}", f"W{i % 20:02d}") for i in range(args.publishers)])
     scale_creds = reg.add_many([(f"sc-{i:05d}", f"S{i % 100:02d}") for i in range(args.devices)])
+    token = account_token(db, "bench", "admin", "bench ingest")
     db.conn.close()
     broker = Broker(cfg)
     broker.start()
@@ -155,7 +157,7 @@ async def run(args) -> dict:
         t_connected = time.time()
         beats = await scale.heartbeats(args.heartbeat, time.monotonic() + args.hold)
         await asyncio.sleep(2)
-        api = httpx.Client(base_url=cfg.api_url, headers={"Authorization": f"Bearer {cfg.api_token}"}, timeout=60)
+        api = httpx.Client(base_url=cfg.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
         devs = api.get("/api/v1/devices").json()
         tracked = sum(1 for x in devs if x["dev"].startswith("sc-") and x["online"] and x["health"]
                       and x["state"] == "active")

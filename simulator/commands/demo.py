@@ -33,7 +33,7 @@ def main(args) -> int:
     try:
         say(f"starting a hall with {args.devices} virtual evaluators in {home} ...")
         hall.start()
-        say(f"gateway API:  {hall.cfg.api_url}/docs   (bearer token: {hall.cfg.api_token})")
+        say(f"gateway API:  {hall.cfg.api_url}/docs   (bearer token: {hall.token})")
         say(f"platform:     {hall.cfg.platform_url}/sim/stats  (profile {hall.cfg.platform_profile})")
         say(f"broker:       {hall.cfg.broker_host}:{hall.cfg.broker_port} (devices, TLS; hall CA "
             f"{hall.cfg.tls_dir / 'ca.crt'})")

@@ -109,7 +109,7 @@ def main(args) -> int:
         console = Console(hall)
         for d in console.run("list")["devices"]:
             say(f"{d['dev']}  {d['window']}  {d['port']} -> {d['tty']}  flash {d['flash']}")
-        say(f"gateway API: {hall.cfg.api_url}/docs   (bearer token: {hall.cfg.api_token})")
+        say(f"gateway API: {hall.cfg.api_url}/docs   (bearer token: {hall.token})")
         say("try: mpremote connect <port> exec \"import os; print(os.listdir())\"; `help` for commands")
         print(json.dumps({"ready": True, "home": str(home), "api": hall.cfg.api_url,
                           "ports": {dev: str(d.port.link) for dev, d in hall.devices.items()}}), flush=True)

@@ -79,7 +79,7 @@ def run(args) -> dict:
         hall.wait_drained(pressed, timeout=120)
         s = hall.summary(pressed)
         api = httpx.Client(base_url=hall.cfg.api_url, timeout=30,
-                           headers={"Authorization": f"Bearer {hall.cfg.api_token}"})
+                           headers={"Authorization": f"Bearer {hall.token}"})
         share = api.get("/api/v1/cases/rated-share").json()
         rows = hall.stored_rows()
         # press (device clock, synced to the gateway) to stored at the gateway

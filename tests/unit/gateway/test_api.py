@@ -5,21 +5,27 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.api import create_app
+from gateway.auth import account_token
 from gateway.data import open_db
 from simulator.harness import local_config
+
+TOKENS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")
 def cfg(tmp_path_factory):
     c = local_config(tmp_path_factory.mktemp("api") / "hall", "unit")
     c.save()
-    open_db(c.db_path).conn.close()
+    db = open_db(c.db_path)
+    TOKENS.update(admin=account_token(db, "admin1", "admin", "unit"),
+                  business=account_token(db, "biz", "business", "unit"))
+    db.conn.close()
     return c
 
 
 @pytest.fixture(scope="module")
 def api(cfg):
-    with TestClient(create_app(cfg), headers={"Authorization": f"Bearer {cfg.api_token}"},
+    with TestClient(create_app(cfg), headers={"Authorization": f"Bearer {TOKENS['admin']}"},
                     raise_server_exceptions=False) as client:
         yield client
 
@@ -81,7 +87,7 @@ def test_every_endpoint_but_health_needs_a_token_and_the_business_one_only_its_o
                  "/api/v1/sessions", "/api/v1/windows", "/api/v1/rejections", "/api/v1/forwarder", "/api/v1/gateway"):
         assert anon.get(path).status_code == 401, path
         assert anon.get(path, headers={"Authorization": "Bearer wrong"}).status_code == 401, path
-        assert anon.get(path, headers={"Authorization": f"Bearer {cfg.business_token}"}).status_code == 403, path
+        assert anon.get(path, headers={"Authorization": f"Bearer {TOKENS['business']}"}).status_code == 403, path
     assert anon.post("/api/v1/devices", json={"dev": "x", "window": "W1"}).status_code == 401
 
 

@@ -45,8 +45,8 @@ def test_a_missing_or_broken_file_says_what_to_do(tmp_path):
 def test_settings_of_an_older_release_gain_the_new_ones_once(tmp_path):
     home = settings(tmp_path)
     data = json.loads((home / "gateway.json").read_text())
-    del data["business_token"], data["local_port"]
+    del data["alert_webhook_secret"], data["local_port"]
     (home / "gateway.json").write_text(json.dumps(data))
     first = Config.load(home)
-    assert Config.load(home).business_token == first.business_token  # kept, not made anew each time
+    assert Config.load(home).alert_webhook_secret == first.alert_webhook_secret  # kept, not made anew each time
     assert (home / "gateway.json").stat().st_mode & 0o077 == 0

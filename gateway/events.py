@@ -1,0 +1,154 @@
+"""The gateway's event stream: alerts (a bad review, a deadline near or missed, an
+escalation) and changes (a work-order step), to every open GET /api/v1/events and, for
+alerts, to the hall's own system by a signed webhook.
+
+Events are published from any thread (the ingest's writer, the API, the sweeper) and read
+on the API's event loop. Each subscriber has a bounded queue: one that does not read is
+cut off rather than let memory grow. The last RECENT events are kept, so that a console
+that reconnects with Last-Event-ID misses nothing in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import hmac
+import itertools
+import json
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+
+import httpx
+
+from .config import Config
+
+log = logging.getLogger("pingjia.events")
+
+ALERTS = ("bad_review", "deadline", "escalation")  # what the webhook is told too
+RECENT = 500
+SUBSCRIBER_QUEUE = 1000
+WEBHOOK_QUEUE = 1000
+WEBHOOK_TRIES = 4
+
+
+class Subscriber:
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self.loop = loop
+        self.queue: asyncio.Queue = asyncio.Queue(SUBSCRIBER_QUEUE)
+        self.cut = False
+
+    def offer(self, event: dict) -> None:
+        """On the subscriber's loop."""
+        if self.cut:
+            return
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.cut = True  # the reader sees it and ends the stream; it may reconnect with Last-Event-ID
+
+
+class Events:
+    def __init__(self, cfg: Config):
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._subs: set[Subscriber] = set()
+        self.recent: collections.deque = collections.deque(maxlen=RECENT)
+        self.counts: Counter[str] = Counter()
+        self.webhook = Webhook(cfg) if cfg.alert_webhook_url else None
+
+    def publish(self, kind: str, data: dict) -> dict:
+        with self._lock:
+            event = {"id": next(self._ids), "type": kind, "at": time.time(), **data}
+            self.recent.append(event)
+            subs = list(self._subs)
+        self.counts[kind] += 1
+        for s in subs:
+            try:
+                s.loop.call_soon_threadsafe(s.offer, event)
+            except RuntimeError:  # its loop has closed
+                self.unsubscribe(s)
+        if self.webhook and kind in ALERTS:
+            self.webhook.send(event)
+        return event
+
+    def subscribe(self, after: int | None) -> tuple[Subscriber, list[dict]]:
+        """A new subscriber, and the kept events after ID `after` (none if None)."""
+        s = Subscriber(asyncio.get_running_loop())
+        with self._lock:
+            self._subs.add(s)
+            missed = [e for e in self.recent if after is not None and e["id"] > after]
+        return s, missed
+
+    def unsubscribe(self, s: Subscriber) -> None:
+        with self._lock:
+            self._subs.discard(s)
+
+    def subscribers(self) -> int:
+        return len(self._subs)
+
+    def start(self) -> None:
+        if self.webhook:
+            self.webhook.start()
+
+    def stop(self) -> None:
+        if self.webhook:
+            self.webhook.stop()
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class Webhook:
+    """POSTs each alert as JSON to alert_webhook_url, signed in X-Pingjia-Signature
+    (HMAC-SHA256 of the body with alert_webhook_secret). A few tries with backoff, then
+    counted as failed; the work order itself is in the database whatever happens here."""
+
+    def __init__(self, cfg: Config):
+        self.url = cfg.alert_webhook_url
+        self.secret = cfg.alert_webhook_secret
+        self.queue: queue.Queue = queue.Queue(WEBHOOK_QUEUE)
+        self.counts: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
+        self.http = httpx.Client(timeout=5, follow_redirects=False)
+
+    def send(self, event: dict) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except queue.Full:
+            self.counts["dropped"] += 1
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                event = self.queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json", "X-Pingjia-Signature": signature(self.secret, body),
+                       "X-Pingjia-Event": event["type"]}
+            for attempt in range(WEBHOOK_TRIES):
+                try:
+                    r = self.http.post(self.url, content=body, headers=headers)
+                    if r.status_code < 300:
+                        self.counts["sent"] += 1
+                        break
+                    error = f"HTTP {r.status_code}"
+                except httpx.HTTPError as e:
+                    error = type(e).__name__
+                if attempt == WEBHOOK_TRIES - 1 or self._stop.wait(2 ** attempt):
+                    self.counts["failed"] += 1
+                    log.warning("webhook: alert %s not delivered: %s", event["id"], error)
+                    break

@@ -1,0 +1,91 @@
+"""The hall's handling of bad reviews, as it runs: an alert the moment a work order opens,
+warnings and red cards as its deadlines near and pass, escalation marks, each raised once
+(the order remembers what was raised, so a restart raises nothing twice)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from .config import Config
+from .data import open_db, transaction, workorders
+from .deadlines import Calendar, Clock, RuleSet
+from .events import Events
+from .province import Profile
+
+log = logging.getLogger("pingjia.workflow")
+
+SWEEP_S = 30.0  # how often deadlines are looked at: a card is at most this late
+
+
+def alert(o: dict) -> dict:
+    """What an alert says of an order: the case and the staff member, never anything of
+    the rater (nothing of the rater is collected)."""
+    return {"work_order": o["id"], "rating_id": o["rating_id"], "window": o["window"], "staff_id": o["staff_id"],
+            "staff_name": o["staff_name"], "case_no": o["case_no"], "item_name": o["item_name"],
+            "level": o["level"], "reasons": (o["reason"] or "").split(",") if o["reason"] else []}
+
+
+class WorkOrders:
+    def __init__(self, cfg: Config, events: Events):
+        self.cfg = cfg
+        self.events = events
+        self.clock = Clock(RuleSet.load(cfg.work_order_rules), Calendar.load(cfg.home), cfg.timezone)
+        # finished orders are reported to the platform where its profile takes feedback
+        self.feedback = bool(cfg.platform_url) and Profile.load(cfg.platform_profile).feedback is not None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="work-orders", daemon=True)
+        year = time.localtime().tm_year
+        missing = {year, year + 1} - self.clock.calendar.years() if time.localtime().tm_mon == 12 else \
+            {year} - self.clock.calendar.years()
+        if missing:
+            log.warning("the holiday calendar has no holidays for %s: add them to %s/holidays.json, or deadlines "
+                        "count those holidays as working days", ", ".join(map(str, sorted(missing))), cfg.home)
+
+    def opened(self, order: dict) -> None:
+        self.events.publish("bad_review", alert(order))
+
+    def stepped(self, order: dict, step: str, actor: str) -> None:
+        self.events.publish("work_order", {"work_order": order["id"], "step": step, "state": order["state"],
+                                           "window": order["window"], "actor": actor})
+
+    def view(self, o: dict, now: float | None = None) -> dict:
+        """An order with its deadlines and card as of now."""
+        return {**o, **self.clock.timeline(o, time.time() if now is None else now)}
+
+    def sweep(self, db, now: float) -> int:
+        """Raise each warning, red card and escalation once; returns how many were raised."""
+        raised = 0
+        for o in workorders.unfinished(db):
+            t = self.clock.timeline(o, now)
+            done = set(o["alerted"].split(","))
+            news = [(f"{name}:{d['card']}", "deadline", {"deadline": name, "card": d["card"], "due": d["due"]})
+                    for name, d in t["deadlines"].items() if d["card"]]
+            if t["escalation"]:
+                news.append((f"escalated:{t['escalation']}", "escalation", {"to": t["escalation"]}))
+            for key, kind, extra in news:
+                if key in done:
+                    continue
+                with transaction(db):
+                    workorders.mark_alerted(db, o["id"], key)
+                self.events.publish(kind, {**alert(o), **extra})
+                raised += 1
+        return raised
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        db = open_db(self.cfg.db_path)
+        wait = 0.0  # the first sweep at once: what came due while the gateway was down
+        while not self._stop.wait(wait):
+            wait = SWEEP_S
+            try:
+                self.sweep(db, time.time())
+            except Exception:  # one bad order or a locked database must not end the sweeps
+                log.exception("work-order sweep failed; trying again in %s s", SWEEP_S)
