@@ -131,6 +131,9 @@ class Config:
                 or not 0 < self.session_hours <= 24 * 30:
             raise ConfigError(f"heartbeat_s, inflight_window, platform_timeout_s and session_hours (at most 720) "
                               f"in {where} must be positive")
+        from .deadlines import RuleSet  # the rule set is a setting: a wrong name is named now
+
+        RuleSet.load(self.work_order_rules)
         if self.alert_webhook_url and not self.alert_webhook_url.startswith(("http://", "https://")):
             raise ConfigError(f"alert_webhook_url in {where} must be an http:// or https:// URL")
 

@@ -31,6 +31,7 @@ log = logging.getLogger("pingjia.events")
 ALERTS = ("bad_review", "deadline", "escalation")  # what the webhook is told too
 RECENT = 500
 SUBSCRIBER_QUEUE = 1000
+MAX_SUBSCRIBERS = 200  # open streams: each holds a queue, and a token must not open thousands
 WEBHOOK_QUEUE = 1000
 WEBHOOK_TRIES = 4
 
@@ -79,6 +80,8 @@ class Events:
         """A new subscriber, and the kept events after ID `after` (none if None)."""
         s = Subscriber(asyncio.get_running_loop())
         with self._lock:
+            if len(self._subs) >= MAX_SUBSCRIBERS:
+                raise OverflowError(f"{MAX_SUBSCRIBERS} event streams are open already")
             self._subs.add(s)
             missed = [e for e in self.recent if after is not None and e["id"] > after]
         return s, missed

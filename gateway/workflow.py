@@ -11,6 +11,7 @@ import time
 from .config import Config
 from .data import open_db, transaction, workorders
 from .deadlines import Calendar, Clock, RuleSet
+from .errors import ConfigError
 from .events import Events
 from .province import Profile
 
@@ -31,7 +32,15 @@ class WorkOrders:
     def __init__(self, cfg: Config, events: Events):
         self.cfg = cfg
         self.events = events
-        self.clock = Clock(RuleSet.load(cfg.work_order_rules), Calendar.load(cfg.home), cfg.timezone)
+        self.calendar_error: str | None = None
+        try:
+            calendar = Calendar.load(cfg.home)
+        except ConfigError as e:
+            # a bad holidays.json must not keep the gateway (and the ratings) down: the
+            # shipped calendar serves, and the error is shown until the file is fixed
+            log.error("%s: using the shipped holiday calendar alone", e)
+            self.calendar_error, calendar = str(e), Calendar.load()
+        self.clock = Clock(RuleSet.load(cfg.work_order_rules), calendar, cfg.timezone)
         # finished orders are reported to the platform where its profile takes feedback
         self.feedback = bool(cfg.platform_url) and Profile.load(cfg.platform_profile).feedback is not None
         self._stop = threading.Event()

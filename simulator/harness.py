@@ -140,6 +140,7 @@ class Hall:
         self.staff: dict[str, tuple[str, str]] = {}  # window -> (staff ID, name)
         self.business: Business | None = None
         self.token = ""  # an admin's API token, made at start
+        self.api: httpx.Client | None = None  # the gateway's API with that token
         self.business_token = ""
         self.gateway_kills = 0
         self._case_lock = threading.Lock()
@@ -164,6 +165,8 @@ class Hall:
         self.gateway = start_gateway(self.cfg, wait=False)
         wait_platform(self.platform_port)
         wait_gateway(self.cfg)
+        self.api = httpx.Client(base_url=self.cfg.api_url, headers={"Authorization": f"Bearer {self.token}"},
+                                timeout=30)
         self.business = Business(self.cfg.api_url, self.business_token, seed=self.rng.randrange(1 << 30))
         for i, window in enumerate(sorted(set(self.windows.values()))):
             staff = STAFF[i % len(STAFF)]
@@ -247,9 +250,11 @@ class Hall:
         confirmed = lambda l: len(l.confirmed) > n  # noqa: E731
         if level in BAD_LEVELS:
             assert reason, "a bad review needs its reason"
-            ok = (link.tap(LEVEL_BUTTON[level], lambda l: l.seen["reason"] > asked, timeout)
-                  and link.tap(REASON_BUTTON[reason], confirmed, timeout))
+            ok = link.tap(LEVEL_BUTTON[level], lambda l: l.seen["reason"] > asked, timeout)
+            pressed_at = time.time()  # the press that confirms it: the reason
+            ok = ok and link.tap(REASON_BUTTON[reason], confirmed, timeout)
         else:
+            pressed_at = time.time()
             ok = link.tap(LEVEL_BUTTON[level], confirmed, timeout)
         if not ok:
             raise TimeoutError(f"{dev} did not confirm a press")
@@ -257,7 +262,8 @@ class Hall:
         window = self.windows[dev]
         return {"id": f"{dev}:{ev['seq']}", "dev": dev, "case_no": ev["case"], "window": window,
                 "staff_id": self.staff[window][0], "level": ev["level"],
-                "confirm_ms": ev["ms"]}  # press to thanks screen, as the firmware timed it
+                "confirm_ms": ev["ms"],  # press to thanks screen, as the firmware timed it
+                "pressed_at": pressed_at}
 
     def hand_over(self, window: str, staff: tuple[str, str]) -> None:
         """A shift change at a window: one staff member signs out, the next signs in."""
@@ -284,6 +290,13 @@ class Hall:
             return query(db)
         finally:
             db.conn.close()
+
+    def work_orders(self) -> list[dict]:
+        """Every work order, through the API, page by page."""
+        out: list[dict] = []
+        while page := self.api.get("/api/v1/work-orders", params={"limit": 1000, "offset": len(out)}).json():
+            out += page
+        return out
 
     def stored_rows(self) -> dict[str, dict]:
         return self._read(ratings.by_id)

@@ -19,6 +19,8 @@ from starlette.routing import Match
 from ..auth import Authenticator
 from ..config import Config
 from ..errors import Conflict, NotFound
+from ..events import Events
+from ..workflow import WorkOrders
 from . import accounts, devices, hall, ops, ratings, workorders
 from .deps import errors
 from .guard import Guard
@@ -33,6 +35,8 @@ def create_app(cfg: Config, gateway=None, local_token: str | None = None) -> Fas
     app.state.cfg = cfg
     app.state.gateway = gateway
     app.state.auth = Authenticator(cfg, local_token)
+    # without a running gateway, deadlines are still computed; alerts go nowhere
+    app.state.work_orders = gateway.work_orders if gateway is not None else WorkOrders(cfg, Events(cfg))
 
     @app.exception_handler(NotFound)
     async def not_found(request, exc):

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, get_args
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from .. import auth
@@ -48,6 +48,16 @@ class NewUser(BaseModel):
         {"if": {"properties": {"role": {"not": {"const": "supervisor"}}}},
          "then": {"properties": {"windows": {"maxItems": 0}}}},
     ]}}
+
+    @model_validator(mode="after")
+    def what_each_role_has(self):
+        if self.role in auth.PEOPLE and self.password is None:
+            raise ValueError(f"a {self.role} needs a password")
+        if self.role not in auth.PEOPLE and self.password is not None:
+            raise ValueError("a business account logs in with API tokens, not a password")
+        if self.windows and self.role != "supervisor":
+            raise ValueError("only a supervisor has windows")
+        return self
 
 
 class NewPassword(BaseModel):
@@ -128,14 +138,8 @@ def users(d=Depends(deps.db), cfg=Depends(deps.cfg)):
 
 @router.post("/users", status_code=201, summary="Add an account", responses=deps.errors(400, 409, 413))
 def add_user(body: NewUser, d=Depends(deps.db), cfg=Depends(deps.cfg), who=deps.needs("accounts")):
-    if body.role in auth.PEOPLE:
-        if body.password is None:
-            raise HTTPException(400, f"a {body.role} needs a password")
+    if body.password is not None:
         _check_password(body.name, body.password)
-    elif body.password is not None:
-        raise HTTPException(400, "a business account logs in with API tokens, not a password")
-    if body.windows and body.role != "supervisor":
-        raise HTTPException(400, "only a supervisor has windows")
     now = time.time()
     pw_hash = auth.hash_password(body.password) if body.password else None
     with transaction(d):

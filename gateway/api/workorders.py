@@ -49,11 +49,8 @@ class Step(BaseModel):
         return self
 
 
-def workflow(g=Depends(deps.gateway), cfg=Depends(deps.cfg)) -> WorkOrders:
-    if g is not None:
-        return g.work_orders
-    from ..events import Events  # serving stored data only: deadlines still computed, alerts nowhere
-    return WorkOrders(cfg, Events(cfg))
+def workflow(request: Request) -> WorkOrders:
+    return request.app.state.work_orders
 
 
 def _view(o: dict, wf: WorkOrders, tz: str, now: float) -> dict:
@@ -93,7 +90,8 @@ def summary(d=Depends(deps.db), cfg=Depends(deps.cfg), wf=Depends(workflow), sin
     views = [wf.view(o, now) for o in workorders.unfinished(d)]
     out.update(warning=sum(v["card"] == "warning" for v in views), red=sum(v["card"] == "red" for v in views),
                escalated=sum(v["escalation"] is not None for v in views),
-               rules={"name": wf.clock.rules.name, "title": wf.clock.rules.title})
+               rules={"name": wf.clock.rules.name, "title": wf.clock.rules.title},
+               calendar_error=wf.calendar_error)
     return out
 
 
@@ -135,7 +133,10 @@ async def events(request: Request, g=Depends(deps.gateway),
                  last_event_id: Annotated[int | SkipJsonSchema[None], Header(ge=0, le=2**62)] = None):
     if g is None:
         raise HTTPException(503, "no event stream: the gateway is not running in this process")
-    sub, missed = g.events.subscribe(last_event_id)
+    try:
+        sub, missed = g.events.subscribe(last_event_id)
+    except OverflowError as e:
+        raise HTTPException(503, str(e)) from None
 
     async def stream():
         try:

@@ -2,7 +2,9 @@
 
 Without --ratings it runs until Ctrl-C. With --ratings M it makes exactly M presses,
 waits for them to reach the platform, prints a one-line JSON summary last and exits 0
-only if every press was stored and forwarded once, with its right tags.
+only if every press was stored and forwarded once, with its right tags, and every bad
+review opened its work order and raised its alert on the event stream (alert_p99_ms: from
+the press that confirmed it to the alert's arrival at a console's stream).
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import threading
 import time
 from pathlib import Path
 
+from gateway.protocol import BAD_LEVELS
+
 from .. import say
+from ..event_stream import EventStream
 from ..harness import Hall
+from ..load import percentile
 
 
 def _interrupt(*_):
@@ -74,6 +80,7 @@ def _run_counted(hall: Hall, total: int) -> int:
     pressed: list[dict] = []
     errors: list[str] = []
     stop = threading.Event()
+    stream = EventStream(hall.cfg.api_url, hall.token)  # a console, watching for alerts
     t0 = time.monotonic()
     for t in _start_raters(hall, quotas, pressed, errors, stop):
         t.join()
@@ -82,10 +89,24 @@ def _run_counted(hall: Hall, total: int) -> int:
     hall.wait_drained(pressed)
     summary = hall.summary(pressed)
     summary["seconds"] = round(time.monotonic() - t0, 1)
+    summary.update(_work_orders(hall, pressed, stream))
+    stream.close()
     ok = (summary["pressed"] == total and summary["stored"] == summary["forwarded"] == total
-          and summary["duplicates"] == summary["lost"] == summary["mistagged"] == 0)
+          and summary["duplicates"] == summary["lost"] == summary["mistagged"] == 0
+          and summary["work_orders"] == summary["alerts"] == summary["bad_reviews"])
     print(json.dumps(summary), flush=True)
     return 0 if ok else 1
+
+
+def _work_orders(hall: Hall, pressed: list[dict], stream: EventStream) -> dict:
+    """Each bad review pressed: its work order, and the time from its press to its alert."""
+    bad = {p["id"]: p for p in pressed if p["level"] in BAD_LEVELS}
+    opened = {o["rating_id"] for o in hall.work_orders()}
+    alerts = {e["rating_id"]: e["_arrived"] for e in stream.of("bad_review")}
+    latency = [alerts[rid] - p["pressed_at"] for rid, p in bad.items() if rid in alerts]
+    return {"bad_reviews": len(bad), "work_orders": len(opened & set(bad)), "alerts": len(latency),
+            "alert_p50_ms": round(percentile(latency, 50) * 1000, 1) if latency else None,
+            "alert_p99_ms": round(percentile(latency, 99) * 1000, 1) if latency else None}
 
 
 def _run_forever(hall: Hall) -> int:

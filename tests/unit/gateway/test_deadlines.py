@@ -89,3 +89,43 @@ def test_a_halls_own_holidays_are_added_and_bad_files_are_named(tmp_path):
     with pytest.raises(ConfigError, match="contact"):
         RuleSet.load(str(tmp_path / "r.json"))
     assert Deadline.parse({"days": 3}, "x") == Deadline(3, True)
+
+
+def test_a_bad_holidays_file_is_shown_and_the_shipped_calendar_serves(tmp_path):
+    from gateway.events import Events
+    from gateway.workflow import WorkOrders
+    from simulator.harness import local_config
+
+    cfg = local_config(tmp_path / "h", "cal")  # makes the home
+    (cfg.home / "holidays.json").write_text("[1, 2")
+    wf = WorkOrders(cfg, Events(cfg))
+    assert "not JSON" in wf.calendar_error and not wf.clock.calendar.working(date(2026, 10, 1))
+    cfg.work_order_rules = "no-such-rules"
+    with pytest.raises(ConfigError, match="known are huanggang, luoning, shenzhen"):
+        cfg.check()
+
+
+def test_the_sweep_raises_each_warning_red_card_and_escalation_once(tmp_path):
+    from gateway.data import open_db, workorders
+    from gateway.events import Events
+    from gateway.workflow import WorkOrders
+    from simulator.harness import local_config
+
+    cfg = local_config(tmp_path / "h", "sweep")
+    db = open_db(cfg.db_path)
+    opened = at(2026, 11, 27, 16, 30)  # a Friday
+    o = workorders.open_for(db, {"id": "pj-1:1", "window": "W01", "staff_id": "S1", "staff_name": "王芳",
+                                 "case_no": "C1", "item_code": "A", "item_name": "事项", "level": "dissatisfied",
+                                 "reason": "slow"}, opened)
+    events = Events(cfg)
+    wf = WorkOrders(cfg, events)
+    assert wf.sweep(db, at(2026, 11, 30, 9)) == 0  # Monday: nothing due yet
+    assert wf.sweep(db, at(2026, 12, 2, 9)) == 1  # Wednesday: contact's last day
+    assert wf.sweep(db, at(2026, 12, 8, 1)) == 3  # contact red, fix red (its warning passed unseen), 分管领导
+    assert wf.sweep(db, at(2026, 12, 8, 2)) == 0  # once each
+    kinds = [(e["type"], e.get("deadline"), e.get("card"), e.get("to")) for e in events.recent]
+    assert kinds == [("deadline", "contact", "warning", None), ("deadline", "contact", "red", None),
+                     ("deadline", "fix", "red", None), ("escalation", None, None, "分管领导")]
+    assert all(e["work_order"] == o["id"] and e["staff_id"] == "S1" for e in events.recent)
+    workorders.step(db, o["id"], "invalid", "admin", at(2026, 12, 9), "误按", "mistaken")
+    assert wf.sweep(db, at(2026, 12, 20)) == 0  # a finished order raises nothing more

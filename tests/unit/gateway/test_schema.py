@@ -74,3 +74,44 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
     conn = sqlite3.connect(str(path))
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
     assert "half_done" not in [c[1] for c in conn.execute("pragma table_info(ratings)")]
+
+
+def test_a_database_of_the_release_before_work_orders_upgrades_with_every_bad_review_given_its_order(tmp_path):
+    """tests/data/release-0.1.0.db: made by that release's gateway, with real ratings from
+    real-firmware devices (8, 3 of them bad reviews)."""
+    import shutil
+    from pathlib import Path
+
+    from gateway.data import workorders
+
+    path = tmp_path / "gateway.db"
+    shutil.copy(Path(__file__).parents[2] / "data" / "release-0.1.0.db", path)
+    raw = sqlite3.connect(str(path))
+    raw.row_factory = sqlite3.Row
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    before = {r["id"]: dict(r) for r in raw.execute("select * from ratings")}
+    devices_before = [dict(r) for r in raw.execute("select * from devices order by dev")]
+    raw.close()
+    db = open_db(path)
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    after = {r["id"]: r for r in db.query("select * from ratings")}
+    assert after == before and len(after) == 8  # every rating exactly as it was
+    assert [dict(r) for r in db.query("select * from devices order by dev")] == devices_before
+    orders = workorders.listed(db, None, None, None, None, None)
+    bad = sorted(rid for rid, r in before.items() if r["level"] in protocol.BAD_LEVELS)
+    assert sorted(o["rating_id"] for o in orders) == bad and len(bad) == 3
+    for o in orders:
+        r = before[o["rating_id"]]
+        assert (o["state"], o["opened_at"], o["window"], o["staff_id"], o["case_no"], o["reason"]) == \
+               ("open", r["received_at"], r["window"], r["staff_id"], r["case_no"], r["reason"])
+        assert [s["step"] for s in workorders.steps(db, o["id"])] == ["opened"]
+    # and the upgraded hall works: a step is taken, and the logs refuse to be rewritten
+    done = workorders.step(db, orders[0]["id"], "accept", "admin", time.time())
+    assert done["state"] == "accepted"
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("delete from work_order_steps")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("update work_order_steps set actor = 'someone else'")
+    db.execute("insert into audit (at, actor, action) values (1, 'a', 'b')")
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        db.execute("update audit set actor = 'x'")
