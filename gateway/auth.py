@@ -49,6 +49,7 @@ ROLES: dict[str, frozenset[str]] = {
 }
 PEOPLE = ("admin", "supervisor", "viewer", "technician")  # roles that log in with a password
 PASSWORD_MIN = 10
+RESERVED = {"local", "system", "api_token"}  # actors the audit log names for the box, the gateway, the old token
 TOKEN_PREFIX = "pj_"
 
 
@@ -134,8 +135,49 @@ class Throttle:
         while len(self.seen) > self.max_keys:
             self.seen.popitem(last=False)
 
+    def forgive(self, key: str, at: float) -> None:
+        """Take back one attempt counted in advance, that turned out right."""
+        times = self.seen.get(key)
+        if times and at in times:
+            times.remove(at)
+
     def clear(self, key: str) -> None:
         self.seen.pop(key, None)
+
+
+class Attempts:
+    """Password attempts, limited per (name, client), per name and per client. Each
+    attempt is counted *before* its hash is computed, under a lock, so that guesses sent
+    in parallel cannot all pass the check; a right one is forgiven afterwards. The name's
+    own limit is higher than the pair's, so that nobody locks an account out by failing
+    five times from their own address; it stops a guess spread over many addresses."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.limits = {"pair": Throttle(5, 900), "name": Throttle(50, 900), "client": Throttle(30, 900)}
+
+    def begin(self, name: str, client: str | None) -> float:
+        """Count an attempt; returns its time, or raises TooManyAttempts."""
+        keys = self._keys(name, client)
+        with self._lock:
+            now = time.time()
+            wait = max(t.retry_after(keys[k], now) for k, t in self.limits.items())
+            if wait:
+                raise TooManyAttempts(wait)
+            for k, t in self.limits.items():
+                t.failed(keys[k], now)
+            return now
+
+    def succeeded(self, name: str, client: str | None, at: float) -> None:
+        keys = self._keys(name, client)
+        with self._lock:
+            self.limits["pair"].clear(keys["pair"])
+            for k in ("name", "client"):
+                self.limits[k].forgive(keys[k], at)
+
+    @staticmethod
+    def _keys(name: str, client: str | None) -> dict[str, str]:
+        return {"pair": f"{name}|{client}", "name": name, "client": client or ""}
 
 
 class Authenticator:
@@ -148,8 +190,7 @@ class Authenticator:
         self._local = token_hash(local_token) if local_token else None
         self._legacy = token_hash(cfg.api_token) if cfg.api_token else None
         self._legacy_warned = 0.0
-        self.by_name = Throttle(limit=5, window_s=900)
-        self.by_client = Throttle(limit=30, window_s=900)
+        self.attempts = Attempts()  # logins, and the old password of a password change
 
     @property
     def db(self):
@@ -182,19 +223,23 @@ class Authenticator:
             return None
         return Principal(row["user"], row["role"], tuple(row["windows"]), row["kind"], h[:16])
 
-    def login(self, name: str, password: str, client: str | None) -> dict:
-        now = time.time()
-        wait = max(self.by_name.retry_after(name, now), self.by_client.retry_after(client or "", now))
-        if wait:
-            raise TooManyAttempts(wait)
+    def check(self, name: str, password: str, client: str | None) -> dict | None:
+        """The account, if this is its password (and it is a person's, enabled); each
+        call counts against the limits."""
+        at = self.attempts.begin(name, client)
         with self._lock:
             user = accounts.user(self.db, name)
         ok = check_password(user["pw_hash"] if user else None, password)
         if not ok or user is None or user["disabled"] or user["role"] not in PEOPLE:
-            self.by_name.failed(name, now)
-            self.by_client.failed(client or "", now)
+            return None
+        self.attempts.succeeded(name, client, at)
+        return user
+
+    def login(self, name: str, password: str, client: str | None) -> dict:
+        user = self.check(name, password, client)
+        if user is None:
             raise LoginRefused("wrong name or password, or the account is disabled")
-        self.by_name.clear(name)
+        now = time.time()
         token = new_token()
         expires = now + self.cfg.session_hours * 3600
         with self._lock:

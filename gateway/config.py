@@ -81,8 +81,10 @@ class Config:
         data = {k: v for k, v in asdict(self).items() if k != "home"}
         path = self.home / "gateway.json"
         tmp = path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        tmp.touch(mode=0o600)  # before a byte is written: it holds the broker password and secrets
+        tmp.chmod(0o600)
         tmp.write_text(json.dumps(data, indent=2) + "\n")
-        tmp.chmod(0o600)  # it holds the gateway's broker password and the API token
         tmp.replace(path)
 
     @classmethod

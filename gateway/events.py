@@ -31,14 +31,16 @@ log = logging.getLogger("pingjia.events")
 ALERTS = ("bad_review", "deadline", "escalation")  # what the webhook is told too
 RECENT = 500
 SUBSCRIBER_QUEUE = 1000
-MAX_SUBSCRIBERS = 200  # open streams: each holds a queue, and a token must not open thousands
+MAX_SUBSCRIBERS = 200  # open streams: each holds a queue
+PER_OWNER = 5  # of them for one token: one token must not take them all
 WEBHOOK_QUEUE = 1000
 WEBHOOK_TRIES = 4
 
 
 class Subscriber:
-    def __init__(self, loop: asyncio.AbstractEventLoop):
+    def __init__(self, loop: asyncio.AbstractEventLoop, owner: str):
         self.loop = loop
+        self.owner = owner
         self.queue: asyncio.Queue = asyncio.Queue(SUBSCRIBER_QUEUE)
         self.cut = False
 
@@ -55,7 +57,9 @@ class Subscriber:
 class Events:
     def __init__(self, cfg: Config):
         self._lock = threading.Lock()
-        self._ids = itertools.count(1)
+        # IDs go on from one start to the next (milliseconds at start), so that a console's
+        # Last-Event-ID from before a restart is older than every new event
+        self._ids = itertools.count(int(time.time() * 1000))
         self._subs: set[Subscriber] = set()
         self.recent: collections.deque = collections.deque(maxlen=RECENT)
         self.counts: Counter[str] = Counter()
@@ -76,12 +80,15 @@ class Events:
             self.webhook.send(event)
         return event
 
-    def subscribe(self, after: int | None) -> tuple[Subscriber, list[dict]]:
-        """A new subscriber, and the kept events after ID `after` (none if None)."""
-        s = Subscriber(asyncio.get_running_loop())
+    def subscribe(self, after: int | None, owner: str) -> tuple[Subscriber, list[dict]]:
+        """A new subscriber, and the kept events after ID `after` (none if None). owner:
+        whose token it is; each may hold PER_OWNER streams (a console per screen)."""
+        s = Subscriber(asyncio.get_running_loop(), owner)
         with self._lock:
             if len(self._subs) >= MAX_SUBSCRIBERS:
                 raise OverflowError(f"{MAX_SUBSCRIBERS} event streams are open already")
+            if sum(x.owner == owner for x in self._subs) >= PER_OWNER:
+                raise OverflowError(f"this token has {PER_OWNER} event streams open already")
             self._subs.add(s)
             missed = [e for e in self.recent if after is not None and e["id"] > after]
         return s, missed

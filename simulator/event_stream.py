@@ -16,6 +16,7 @@ class EventStream:
         self.status: int | None = None
         self._stop = threading.Event()
         self._ready = threading.Event()
+        self.ended = threading.Event()  # the gateway ended the stream, or it was closed
         headers = {"Authorization": f"Bearer {token}"}
         if last_event_id is not None:
             headers["Last-Event-ID"] = str(last_event_id)
@@ -44,6 +45,7 @@ class EventStream:
             pass
         finally:
             self._ready.set()
+            self.ended.set()
 
     def of(self, kind: str) -> list[dict]:
         return [e for e in self.events if e["type"] == kind]

@@ -3,6 +3,7 @@ endpoint (one table), logins limited, tokens revocable and worthless when copied
 the database, the old single token still an admin's for this release, with a warning."""
 
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -139,6 +140,10 @@ def test_logins_are_limited_and_say_nothing_of_which_names_exist(hall):
     r = login(hall, "guess-me")  # the right password, too late: the name is locked for a while
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 60
     assert login(hall, "guess-me' or '1'='1", PASSWORD).status_code == 422
+    # names the audit log keeps for the gateway itself are not for accounts
+    for name in ("local", "system", "api_token"):
+        assert hall.api.post("/api/v1/users", json={"name": name, "role": "admin", "password": PASSWORD}
+                             ).status_code == 422
     # a business account has no password to log in with
     assert hall.api.post("/api/v1/users", json={"name": "biz2", "role": "business", "password": PASSWORD}
                          ).status_code == 422
@@ -184,3 +189,12 @@ def test_the_local_token_is_the_box_s_own(hall, tmp_path):
     assert a.resolve(f"Bearer {token}".encode(), "127.0.0.1").name == "local"
     assert a.resolve(f"Bearer {token}".encode(), "10.20.0.7", "10.20.0.1") is None  # from another host
     assert a.resolve(f"Bearer {token}".encode(), "10.20.0.1", "10.20.0.1").name == "local"  # this host's LAN address
+
+
+def test_guesses_sent_all_at_once_are_counted_before_any_is_checked(hall):
+    """Last in this module: it spends this client address's allowance of failures."""
+    assert hall.api.post("/api/v1/users", json={"name": "burst", "role": "viewer", "password": PASSWORD}
+                         ).status_code == 201
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(lambda i: login(hall, "burst", f"guess number {i}").status_code, range(40)))
+    assert codes.count(401) <= 5 and codes.count(429) >= 35

@@ -121,14 +121,16 @@ def test_the_loop_is_closed_by_accounts_with_their_roles_and_the_rating_never_ch
     assert sup1.post(step, json={"step": "contact"}).status_code == 409  # accept comes first
     assert sup1.post(step, json={"step": "accept"}).json()["state"] == "accepted"
     assert sup1.post(step, json={"step": "contact", "note": "电话联系了办事群众"}).json()["state"] == "contacted"
-    assert sup1.post(step, json={"step": "rectify", "complex": True}).json()["complex"] == 1
+    # a complex case moves the fix deadline: the admin's decision, not the supervisor's
+    assert sup1.post(step, json={"step": "rectify", "complex": True}).status_code == 403
+    assert hall.api.post(step, json={"step": "rectify", "complex": True}).json()["complex"] == 1
     assert sup1.post(step, json={"step": "close"}).status_code == 422  # a close needs its rectification note
     closed = sup1.post(step, json={"step": "close", "note": "窗口增派人手，已整改\n回访满意"}).json()
     assert closed["state"] == "closed" and closed["deadlines"]["contact"]["met"] is True and closed["card"] is None
     assert sup1.post(step, json={"step": "accept"}).status_code == 409
     one = hall.api.get(f"/api/v1/work-orders/{oid}").json()
     assert [(s["step"], s["actor"]) for s in one["steps"]] == [
-        ("opened", "system"), ("accept", "sup-w02"), ("contact", "sup-w02"), ("rectify", "sup-w02"),
+        ("opened", "system"), ("accept", "sup-w02"), ("contact", "sup-w02"), ("rectify", "hall-admin"),
         ("close", "sup-w02")]
     assert all(s["at"] for s in one["steps"]) and one["steps"][-1]["note"].endswith("回访满意")
 
@@ -139,6 +141,8 @@ def test_the_loop_is_closed_by_accounts_with_their_roles_and_the_rating_never_ch
                                if o["rating_id"] == bad2["id"]], 5, what="the second order")[0]
     assert sup1.post(f"/api/v1/work-orders/{oid2}/steps", json={"step": "invalid", "note": "同一人反复差评"}
                      ).status_code == 422  # which kind of invalid
+    assert sup1.post(f"/api/v1/work-orders/{oid2}/steps", json={"step": "invalid", "kind": "mistaken",
+                                                                 "note": "\n "}).status_code == 422  # a blank why
     r = sup1.post(f"/api/v1/work-orders/{oid2}/steps", json={"step": "invalid", "kind": "malicious",
                                                                "note": "同一人反复差评，经核实为恶意评价"})
     assert r.status_code == 200 and r.json()["invalid_kind"] == "malicious"
@@ -155,8 +159,10 @@ def test_the_loop_is_closed_by_accounts_with_their_roles_and_the_rating_never_ch
     assert s["rectification_rate"] == round(1 / s["valid"], 4) and s["rules"]["name"] == "huanggang"
     # every step in the audit log, with who took it
     log = hall.api.get("/api/v1/audit", params={"actor": "sup-w02"}).json()
-    assert [e["action"] for e in reversed(log)] == ["work_order.accept", "work_order.contact", "work_order.rectify",
-                                                     "work_order.close", "work_order.invalid"]
+    assert [e["action"] for e in reversed(log)] == ["work_order.accept", "work_order.contact", "work_order.close",
+                                                     "work_order.invalid"]
+    assert any(e["action"] == "work_order.rectify" and e["detail"]["complex"] is True
+               for e in hall.api.get("/api/v1/audit", params={"actor": "hall-admin"}).json())
     # the platform stand-in takes the feedback, once it has the ratings
     fb = wait_until(lambda: (r := httpx.get(f"{hall.cfg.platform_url}/sim/feedback").json())["count"] == 2 and r,
                     30, interval=0.3, what="both feedback records")
@@ -210,3 +216,22 @@ def test_a_reconnecting_console_gets_what_it_missed_and_nothing_twice(hall):
     assert len(got) == 1 and all(e["id"] > a["id"] for e in again.events)
     tech = account(hall, "tech1", "technician")
     assert tech.get("/api/v1/events").status_code == 403  # technicians see devices, not reviews
+
+
+def test_a_revoked_login_stops_getting_alerts_and_one_token_cannot_take_every_stream(hall):
+    viewer = account(hall, "viewer2", "viewer")
+    token = viewer.headers["Authorization"].split()[1]
+    stream = EventStream(hall.cfg.api_url, token)
+    extra = [EventStream(hall.cfg.api_url, token) for _ in range(4)]
+    try:
+        assert [s.status for s in extra] == [200] * 4
+        assert viewer.get("/api/v1/events").status_code == 503  # a sixth stream for one token
+        assert hall.api.post("/api/v1/users/viewer2/disable").status_code == 200
+        hall.new_case("pj-0002")
+        bad = hall.press("pj-0002", "dissatisfied", "commitment")
+        wait_until(lambda: any(o["rating_id"] == bad["id"] for o in hall.api.get("/api/v1/work-orders").json()), 5)
+        assert stream.ended.wait(10)  # cut at the alert, or at the next check, whichever first
+        assert not any(e.get("rating_id") == bad["id"] for e in stream.events)
+    finally:
+        for s in (stream, *extra):
+            s.close()

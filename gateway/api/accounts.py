@@ -51,6 +51,8 @@ class NewUser(BaseModel):
 
     @model_validator(mode="after")
     def what_each_role_has(self):
+        if self.name in auth.RESERVED:
+            raise ValueError(f"{self.name} is a name the audit log keeps for the gateway itself")
         if self.role in auth.PEOPLE and self.password is None:
             raise ValueError(f"a {self.role} needs a password")
         if self.role not in auth.PEOPLE and self.password is not None:
@@ -116,12 +118,17 @@ def logout(who=Depends(deps.principal), d=Depends(deps.db)):
 
 
 @router.post("/me/password", summary="Change one's own password; ends one's other logins",
-             responses=deps.errors(400, 409, 413))
-def own_password(body: OwnPassword, who=Depends(deps.principal), d=Depends(deps.db)):
+             responses=deps.errors(400, 403, 409, 413, 429))
+def own_password(body: OwnPassword, request: Request, who=Depends(deps.principal), d=Depends(deps.db),
+                 a=Depends(deps.authenticator)):
     u = accounts.user(d, who.name) if who.kind in ("login", "api") else None
     if u is None or u["pw_hash"] is None:
         raise Conflict("this account has no password")
-    if not auth.check_password(u["pw_hash"], body.old):
+    try:  # as limited as a login: a stolen token must not become a password by guessing
+        right = a.check(who.name, body.old, request.client.host if request.client else None)
+    except auth.TooManyAttempts as e:
+        return JSONResponse({"detail": str(e)}, status_code=429, headers={"Retry-After": str(e.retry_after)})
+    if right is None:
         raise HTTPException(403, "the old password is wrong")
     _check_password(who.name, body.new)
     now = time.time()
@@ -187,11 +194,13 @@ def reset_password(name: UserPath, body: NewPassword, d=Depends(deps.db), cfg=De
 
 
 @router.post("/users/{name}/tokens", status_code=201, summary="A new API token for an account, shown this once",
-             responses=deps.errors(400, 404, 413))
+             responses=deps.errors(400, 404, 409, 413))
 def add_token(name: UserPath, body: NewToken, d=Depends(deps.db), who=deps.needs("accounts")):
     u = accounts.user(d, name)
-    if u is None or u["disabled"]:
-        raise NotFound(f"no enabled account {name}")
+    if u is None:
+        raise NotFound(f"no account {name}")
+    if u["disabled"]:
+        raise Conflict(f"account {name} is disabled")
     token, now = auth.new_token(), time.time()
     with transaction(d):
         tid = accounts.add_token(d, auth.token_hash(token), name, "api", body.label, None, now)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from ..data import audit, transaction, workorders
+from ..errors import Conflict
 from ..workflow import WorkOrders
 from . import deps
 
@@ -22,7 +23,7 @@ router = APIRouter(prefix="/api/v1", tags=["work orders"])
 readers = [deps.needs("read")]
 OrderPath = Annotated[int, Path(ge=1, le=2**62, description="the work order's number")]
 State = Literal["open", "accepted", "contacted", "rectifying", "closed", "invalid"]
-KEEPALIVE_S = 15.0
+RECHECK_S = 5.0  # how often an open stream's token is checked again, and a keepalive sent when idle
 NOTE_PATTERN = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]+$"  # text of several lines: protocol's text rule, but \n
 
 
@@ -33,7 +34,9 @@ class Step(BaseModel):
         None, description="what was done; required to close (the rectification) and for invalid (why)")
     kind: Literal["mistaken", "malicious"] | SkipJsonSchema[None] = Field(
         None, description="for invalid, and only for it: 误评 or 恶意评价")
-    complex: bool | SkipJsonSchema[None] = Field(None, description="a complex case: the longer fix deadline applies")
+    complex: bool | SkipJsonSchema[None] = Field(
+        None, description="an admin's decision that the case is complex: the longer fix deadline applies; "
+                          "only before the fix deadline has passed")
     model_config = {"json_schema_extra": {"allOf": [
         {"if": {"properties": {"step": {"enum": ["close", "invalid"]}}}, "then": {"required": ["note"]}},
         {"if": {"properties": {"step": {"const": "invalid"}}}, "then": {"required": ["kind"]},
@@ -42,6 +45,8 @@ class Step(BaseModel):
 
     @model_validator(mode="after")
     def what_each_step_needs(self):
+        if self.note is not None and not self.note.strip():
+            raise ValueError("a note says something: it is blank")
         if self.step in ("close", "invalid") and not self.note:
             raise ValueError(f"{self.step} needs a note: the rectification, or why the review is invalid")
         if (self.step == "invalid") != (self.kind is not None):
@@ -76,8 +81,9 @@ def list_orders(d=Depends(deps.db), cfg=Depends(deps.cfg), wf=Depends(workflow),
     if card is None:
         found = workorders.listed(d, state, window, staff_id, s, u, limit, offset)
         return [_view(o, wf, cfg.timezone, now) for o in found]
-    # a card is a matter of now, not of a column: select in Python (unfinished orders are few)
-    found = [o for o in workorders.listed(d, state, window, staff_id, s, u) if wf.view(o, now)["card"] == card]
+    # a card is a matter of now, not of a column: select in Python among the unfinished (few)
+    found = [o for o in workorders.listed(d, state, window, staff_id, s, u, unfinished=True)
+             if wf.view(o, now)["card"] == card]
     return [_view(o, wf, cfg.timezone, now) for o in found[offset:offset + limit]]
 
 
@@ -111,6 +117,12 @@ def take_step(oid: OrderPath, body: Step, d=Depends(deps.db), cfg=Depends(deps.c
     if not who.acts_on(o["window"]):
         raise HTTPException(403, f"window {o['window']} is not among this supervisor's windows")
     now = time.time()
+    if body.complex is not None:
+        # it moves a deadline: an admin's decision, and not one that makes a missed deadline met
+        if who.role != "admin":
+            raise HTTPException(403, "only an admin marks a case complex")
+        if wf.view({**o, "complex": 0}, now)["deadlines"]["fix"]["due"] <= now:
+            raise Conflict(f"work order {oid}'s fix deadline has passed: too late to mark it complex")
     with transaction(d):
         o = workorders.step(d, oid, body.step, who.name, now, body.note, body.kind, body.complex, wf.feedback)
         audit.record(d, who.name, f"work_order.{body.step}", str(oid), now, kind=body.kind, complex=body.complex)
@@ -127,29 +139,43 @@ def watch(d=Depends(deps.db)):
 @router.get("/events", summary="The event stream (server-sent events): alerts and work-order steps as they happen",
             dependencies=readers, response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
-                             "description": "one `event:` per alert or step; a comment every 15 s keeps it open"},
+                             "description": "one `event:` per alert or step; a comment every 5 s keeps it open"},
                        **deps.errors(503)})
-async def events(request: Request, g=Depends(deps.gateway),
+async def events(request: Request, g=Depends(deps.gateway), who=Depends(deps.principal),
+                 a=Depends(deps.authenticator),
                  last_event_id: Annotated[int | SkipJsonSchema[None], Header(ge=0, le=2**62)] = None):
     if g is None:
         raise HTTPException(503, "no event stream: the gateway is not running in this process")
     try:
-        sub, missed = g.events.subscribe(last_event_id)
+        sub, missed = g.events.subscribe(last_event_id, owner=who.token_id or who.name)
     except OverflowError as e:
         raise HTTPException(503, str(e)) from None
+    header = request.headers.get("authorization", "").encode()
+    client = request.client.host if request.client else None
+    server = request.scope.get("server")
+
+    def still_let_in() -> bool:
+        """A stream outlives its request: the token is checked again as it goes, so that a
+        revoked token or a disabled account stops getting alerts at once."""
+        p = a.resolve(header, client, server[0] if server else None)
+        return p is not None and p.can("read")
 
     async def stream():
+        checked = time.monotonic()
         try:
             yield ": connected\n\n"
             for e in missed:
                 yield _sse(e)
             while not sub.cut and not await request.is_disconnected():
                 try:
-                    e = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
+                    e = await asyncio.wait_for(sub.queue.get(), RECHECK_S)
                 except TimeoutError:
-                    yield ": keepalive\n\n"
-                    continue
-                yield _sse(e)
+                    e = None
+                if time.monotonic() - checked >= RECHECK_S or e is not None:
+                    if not still_let_in():
+                        return
+                    checked = time.monotonic()
+                yield _sse(e) if e is not None else ": keepalive\n\n"
         finally:
             g.events.unsubscribe(sub)
 

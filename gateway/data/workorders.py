@@ -75,9 +75,11 @@ def step(db, oid: int, name: str, actor: str, at: float, note: str | None = None
 
 
 def listed(db, state: str | None, window: str | None, staff_id: str | None, since: float | None,
-           until: float | None, limit: int | None = None, offset: int = 0) -> list[dict]:
+           until: float | None, limit: int | None = None, offset: int = 0, unfinished: bool = False) -> list[dict]:
     sql, args = where(("state = ?", state), ("window = ?", window), ("staff_id = ?", staff_id),
                       ("opened_at >= ?", since), ("opened_at < ?", until))
+    if unfinished:
+        sql += (" and " if sql else " where ") + "state not in ('closed', 'invalid')"
     page = " limit ? offset ?" if limit is not None else ""
     return rows(db, f"select * from work_orders{sql} order by opened_at, id{page}",
                 [*args, *([limit, offset] if limit is not None else [])])
