@@ -250,11 +250,9 @@ class Hall:
         confirmed = lambda l: len(l.confirmed) > n  # noqa: E731
         if level in BAD_LEVELS:
             assert reason, "a bad review needs its reason"
-            ok = link.tap(LEVEL_BUTTON[level], lambda l: l.seen["reason"] > asked, timeout)
-            pressed_at = time.time()  # the press that confirms it: the reason
-            ok = ok and link.tap(REASON_BUTTON[reason], confirmed, timeout)
+            ok = (link.tap(LEVEL_BUTTON[level], lambda l: l.seen["reason"] > asked, timeout)
+                  and link.tap(REASON_BUTTON[reason], confirmed, timeout))
         else:
-            pressed_at = time.time()
             ok = link.tap(LEVEL_BUTTON[level], confirmed, timeout)
         if not ok:
             raise TimeoutError(f"{dev} did not confirm a press")
@@ -263,7 +261,7 @@ class Hall:
         return {"id": f"{dev}:{ev['seq']}", "dev": dev, "case_no": ev["case"], "window": window,
                 "staff_id": self.staff[window][0], "level": ev["level"],
                 "confirm_ms": ev["ms"],  # press to thanks screen, as the firmware timed it
-                "pressed_at": pressed_at}
+                "pressed_at": link.last_press_at}  # the press that confirmed it (for a bad review, its reason)
 
     def hand_over(self, window: str, staff: tuple[str, str]) -> None:
         """A shift change at a window: one staff member signs out, the next signs in."""

@@ -147,6 +147,7 @@ class DeviceLink:
         self.session_case: str | None = None
         self.link_up = False
         self.confirmed: list[dict] = []
+        self.last_press_at = 0.0
         self.acked: set[int] = set()
         self.display: list[str] = []
         self.framebuffer = b""
@@ -192,6 +193,7 @@ class DeviceLink:
         deadline = time.monotonic() + timeout
         while True:
             ignored = self.seen["ignored"]
+            self.last_press_at = time.time()  # the press that counts is the last one
             self.press(button)
             left = deadline - time.monotonic()
             if not self.wait(lambda l: done(l) or l.seen["ignored"] > ignored, max(left, 0)):
