@@ -49,6 +49,8 @@ ROLES: dict[str, frozenset[str]] = {
 }
 PEOPLE = ("admin", "supervisor", "viewer", "technician")  # roles that log in with a password
 PASSWORD_MIN = 10
+TICKET_S = 30.0  # an event-stream ticket's life
+TICKETS_MAX = 1000
 RESERVED = {"local", "system", "api_token"}  # actors the audit log names for the box, the gateway, the old token
 TOKEN_PREFIX = "pj_"
 
@@ -191,6 +193,26 @@ class Authenticator:
         self._legacy = token_hash(cfg.api_token) if cfg.api_token else None
         self._legacy_warned = 0.0
         self.attempts = Attempts()  # logins, and the old password of a password change
+        self._tickets: OrderedDict[str, tuple[bytes, float]] = OrderedDict()
+
+    def ticket(self, header: bytes) -> str:
+        """A single-use ticket, good for TICKET_S, that stands for this bearer header on
+        GET /api/v1/events: a browser's EventSource cannot send a header, and a token in
+        a URL would be kept in logs and history."""
+        t = secrets.token_urlsafe(24)
+        now = time.monotonic()
+        with self._lock:
+            for k in [k for k, (_, until) in self._tickets.items() if until < now]:
+                del self._tickets[k]
+            if len(self._tickets) >= TICKETS_MAX:
+                self._tickets.popitem(last=False)
+            self._tickets[t] = (header, now + TICKET_S)
+        return t
+
+    def redeem(self, ticket: str) -> bytes | None:
+        with self._lock:
+            header, until = self._tickets.pop(ticket, (None, 0.0))
+        return header if header is not None and until >= time.monotonic() else None
 
     @property
     def db(self):

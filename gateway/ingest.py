@@ -68,11 +68,12 @@ class LimitedLog:
 
 
 class Ingest:
-    def __init__(self, cfg: Config, on_stored=None, on_order=None):
+    def __init__(self, cfg: Config, on_stored=None, on_order=None, on_event=None):
         self.cfg = cfg
         self.db = open_db(cfg.db_path)
         self.on_stored = on_stored  # called after each newly stored rating (wakes the forwarder)
         self.on_order = on_order  # called with each work order a bad review opened, once committed
+        self.on_event = on_event  # (kind, data): a rating stored, a device's status or heartbeat, for consoles
         self.counts: Counter[str] = Counter()  # stored, duplicate, rejected:<reason>, ... since start
         self.broker_dropped: int | None = None  # the broker's own count of dropped messages
         self.lock = threading.RLock()  # guards self.db: the writer and the API's session pushes
@@ -299,6 +300,10 @@ class Ingest:
             if row.get("work_order") and self.on_order:
                 order = row["work_order"]
                 actions.append(lambda: self.on_order(order))  # the alert, within a second of the press
+            if self.on_event and not held:
+                seen = {k: row[k] for k in ("id", "dev", "window", "staff_id", "level", "case_no", "rated_at",
+                                            "repeat_of")}
+                actions.append(lambda: self.on_event("rating", seen))
         return actions
 
     def _activate(self, d: dict) -> None:
@@ -323,14 +328,19 @@ class Ingest:
         devices.set_health(self.db, d["dev"], h, now)
         if d["state"] == "provisioned":
             self._activate(d)
-        return []
+        return self._device_event(d["dev"], "health", {k: h.get(k) for k in ("outbox", "oldest_s", "rssi")})
+
+    def _device_event(self, dev: str, what: str, data: dict) -> list:
+        if not self.on_event:
+            return []
+        return [lambda: self.on_event("device", {"dev": dev, "what": what, **data})]
 
     def _status(self, d, msg, now) -> list:
         protocol.check_version(msg)
         if msg.get("state") not in ("online", "offline"):
             raise Rejected("schema", "status state is neither online nor offline")
         devices.set_online(self.db, d["dev"], msg["state"] == "online", now)
-        return []
+        return self._device_event(d["dev"], "status", {"online": msg["state"] == "online"})
 
     def _time(self, d, req, now) -> list:
         """Answer a time request, and keep the sync record: at gateway time `now` the device

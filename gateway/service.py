@@ -25,7 +25,8 @@ class Gateway:
         self.events = Events(cfg)
         self.work_orders = WorkOrders(cfg, self.events)
         self.forwarder = Forwarder(cfg)
-        self.ingest = Ingest(cfg, on_stored=self.forwarder.wake.set, on_order=self.work_orders.opened)
+        self.ingest = Ingest(cfg, on_stored=self.forwarder.wake.set, on_order=self.work_orders.opened,
+                             on_event=self.events.publish)
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""

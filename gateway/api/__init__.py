@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from .. import console
 from ..auth import Authenticator
 from ..config import Config
 from ..errors import Conflict, NotFound
@@ -66,5 +67,6 @@ def create_app(cfg: Config, gateway=None, local_token: str | None = None) -> Fas
     app.include_router(hall.business, responses=errors(401, 403))
     for module in (hall, devices, ratings, workorders, ops, accounts):
         app.include_router(module.router, responses=errors(401, 403))
+    console.mount(app)
     app.add_middleware(Guard, auth=app.state.auth)
     return app

@@ -100,10 +100,10 @@ def login(body: Login, request: Request, a=Depends(deps.authenticator), cfg=Depe
     return {**out, "expires_at": deps.iso(out["expires_at"], cfg.timezone)}
 
 
-@router.get("/me", summary="Who this token belongs to")
-def me(who=Depends(deps.principal)):
+@router.get("/me", summary="Who this token belongs to, what it may do, and the hall's time zone")
+def me(who=Depends(deps.principal), cfg=Depends(deps.cfg)):
     return {"name": who.name, "role": who.role, "windows": list(who.windows), "token": who.kind,
-            "permissions": sorted(auth.ROLES[who.role])}
+            "permissions": sorted(auth.ROLES[who.role]), "hall": cfg.hall, "timezone": cfg.timezone}
 
 
 @router.post("/logout", summary="Revoke this token", responses=deps.errors(409))

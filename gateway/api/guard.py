@@ -17,7 +17,9 @@ from fastapi import HTTPException
 from ..auth import Authenticator
 
 MAX_BODY = 1_000_000  # bytes; the largest legitimate body (a requeue of 10,000 IDs) is ~300 KB
-PUBLIC = ("/api/v1/health", "/api/v1/login", "/docs", "/openapi.json")
+PUBLIC = ("/api/v1/health", "/api/v1/login", "/docs", "/openapi.json", "/console")
+PUBLIC_UNDER = "/console/"  # the console's files: no data in them (gateway/console)
+EVENTS = "/api/v1/events"  # a browser's EventSource sends no header: it brings a ticket instead
 PRINCIPAL = "pingjia.principal"  # the scope key
 
 
@@ -30,10 +32,15 @@ class Guard:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
-        if scope["path"] not in PUBLIC:
+        path = scope["path"]
+        if path not in PUBLIC and not path.startswith(PUBLIC_UNDER):
             client, server = scope.get("client"), scope.get("server")
-            principal = self.auth.resolve(headers.get(b"authorization", b""), client[0] if client else None,
-                                          server[0] if server else None)
+            header = headers.get(b"authorization", b"")
+            if not header and path == EVENTS:
+                header = self.auth.redeem(_ticket(scope.get("query_string", b""))) or b""
+                # the stream checks its token again as it goes: it finds it where it would be
+                scope["headers"] = [*scope["headers"], (b"authorization", header)]
+            principal = self.auth.resolve(header, client[0] if client else None, server[0] if server else None)
             if principal is None:
                 return await _answer(send, 401, "missing, wrong, expired or revoked bearer token",
                                      [(b"www-authenticate", b"Bearer")])
@@ -68,6 +75,13 @@ class Guard:
         except BodyTooLarge:
             if not started:
                 await _answer(send, 413, f"the body is larger than {MAX_BODY} bytes")
+
+
+def _ticket(query: bytes) -> str:
+    for part in query.split(b"&"):
+        if part.startswith(b"ticket="):
+            return part[7:].decode("latin-1")
+    return ""
 
 
 class BodyTooLarge(HTTPException):

@@ -64,16 +64,18 @@ class Case(BaseModel):
         return [(self.item_code, self.item_name)]
 
 
-def _push(g, window: str) -> None:
+def _push(g, window: str, what: str) -> None:
+    """The window's devices learn the change at once, and so does every open console."""
     if g is not None:
         g.ingest.publish_session(window)
+        g.events.publish("window", {"window": window, "what": what})
 
 
 @business.post("/windows/{window}/sign-in", summary="A staff member signs in at a window",
                responses=deps.errors(400, 413))
 def sign_in(window: WindowPath, body: SignIn, d=Depends(deps.db), g=Depends(deps.gateway)):
     s = hall.sign_in(d, window, body.staff_id, body.staff_name, time.time())
-    _push(g, window)
+    _push(g, window, "sign-in")
     return s
 
 
@@ -81,7 +83,7 @@ def sign_in(window: WindowPath, body: SignIn, d=Depends(deps.db), g=Depends(deps
                responses=deps.errors(404))
 def sign_out(window: WindowPath, d=Depends(deps.db), g=Depends(deps.gateway)):
     hall.sign_out(d, window, time.time())
-    _push(g, window)
+    _push(g, window, "sign-out")
     return {"window": window, "signed_in": False}
 
 
@@ -101,6 +103,40 @@ def windows(d=Depends(deps.db), cfg=Depends(deps.cfg)):
     return out
 
 
+OUTBOX_RISES_RED = 3  # heartbeats in a row with an outbox not shrinking: its ratings are not getting out
+
+
+@router.get("/hall/now", summary="The hall at a glance: each window's staff, current case and devices, with the "
+            "red cards (a device offline or stale, an outbox that keeps growing)",
+            dependencies=[deps.needs("devices:read")])
+def hall_now(d=Depends(deps.db), cfg=Depends(deps.cfg)):
+    now = time.time()
+    out: list[dict] = []
+    n_devices = 0
+    for w in hall.windows(d):
+        s = hall.session_at(d, w, now)
+        c = hall.latest_case(d, w) if s else None
+        if c and s and c["completed_at"] < s["started_at"]:
+            c = None  # a case of an earlier session
+        devs = []
+        for r in devices.at_window(d, w):
+            h = devices.health(r) or {}
+            stale = (r["health_at"] or 0) < now - 3 * cfg.heartbeat_s
+            cards = [why for why, on in (("offline", not r["online"]), ("stale", stale),
+                                         ("outbox_growing", r["outbox_rises"] >= OUTBOX_RISES_RED)) if on]
+            devs.append({"dev": r["dev"], "model": r["model"], "state": r["state"], "online": bool(r["online"]),
+                         "stale": stale, "last_heartbeat": deps.iso(r["health_at"], cfg.timezone),
+                         "fw": r["fw"], **{k: h.get(k) for k in ("rssi", "outbox", "oldest_s", "boot", "reset")},
+                         "cards": cards})
+        n_devices += len(devs)
+        out.append({"window": w, "staff_id": s and s["staff_id"], "staff_name": s and s["staff_name"],
+                    "case": c and {"serial": c["serial"], "item_name": c["item_name"], "rated": bool(c["rating_id"]),
+                                   "completed_at": deps.iso(c["completed_at"], cfg.timezone)},
+                    "devices": devs, "red": not devs or any(x["cards"] for x in devs)})
+    return {"at": deps.iso(now, cfg.timezone), "windows": out,
+            "red": sum(1 for w in out if w["red"]), "devices": n_devices}
+
+
 @router.get("/sessions", summary="Staff sessions, newest first", dependencies=[deps.needs("read")])
 def sessions(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Query(None, max_length=32),
              limit: int = Query(100, ge=1, le=1000)):
@@ -112,7 +148,7 @@ def sessions(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Que
                responses=deps.errors(400, 409, 413))
 def case_completed(body: Case, d=Depends(deps.db), g=Depends(deps.gateway)):
     row = hall.complete_case(d, body.serial, body.window, body.item_list(), time.time())
-    _push(g, body.window)
+    _push(g, body.window, "case")
     return row
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import time
+from datetime import datetime
 from typing import Annotated, Literal, get_args
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
@@ -93,6 +95,13 @@ def ratings_csv(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=
 def stats(f: ratings.Filter = Depends(selection), d=Depends(deps.db),
           by: str | None = Query(None, pattern="^(window|staff)$", description="window or staff")):
     return ratings.stats(d, f, by)
+
+
+@router.get("/stats/trend", summary="The same figures per day, week or month", dependencies=readers)
+def trend(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=Depends(deps.cfg),
+          bucket: Literal["day", "week", "month"] = "day"):
+    offset = datetime.now(ZoneInfo(cfg.timezone)).utcoffset()
+    return ratings.trend(d, f, bucket, int(offset.total_seconds()) if offset else 0)
 
 
 @router.post("/ratings/{rid}/release", summary="Release a held rating: an admin found it genuine; it is "

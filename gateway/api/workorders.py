@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from .. import auth
 from ..data import audit, transaction, workorders
 from ..errors import Conflict
 from ..workflow import WorkOrders
@@ -136,6 +137,12 @@ def watch(d=Depends(deps.db)):
     return workorders.watch(d, time.time())
 
 
+@router.post("/events/ticket", summary="A single-use ticket for GET /api/v1/events?ticket=..., for a browser's "
+             "EventSource, which sends no Authorization header; good for 30 s", dependencies=readers)
+def ticket(request: Request, a=Depends(deps.authenticator)):
+    return {"ticket": a.ticket(request.headers.get("authorization", "").encode()), "expires_in_s": auth.TICKET_S}
+
+
 @router.get("/events", summary="The event stream (server-sent events): alerts and work-order steps as they happen",
             dependencies=readers, response_class=StreamingResponse,
             responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
@@ -143,6 +150,8 @@ def watch(d=Depends(deps.db)):
                        **deps.errors(503)})
 async def events(request: Request, g=Depends(deps.gateway), who=Depends(deps.principal),
                  a=Depends(deps.authenticator),
+                 ticket: str | SkipJsonSchema[None] = Query(None, max_length=64, description="instead of the "
+                                                            "Authorization header: a ticket from /events/ticket"),
                  last_event_id: Annotated[int | SkipJsonSchema[None], Header(ge=0, le=2**62)] = None):
     if g is None:
         raise HTTPException(503, "no event stream: the gateway is not running in this process")

@@ -112,9 +112,19 @@ def activate(db, dev: str) -> None:
     db.execute("update devices set state = 'active' where dev = ? and state = 'provisioned'", [dev])
 
 
+_OLD_OUTBOX = "(case when json_valid(health) then json_extract(health, '$.outbox') end)"  # a bad old row: none
+
+
 def set_health(db, dev: str, health: dict, at: float) -> None:
-    db.execute("update devices set health = ?, health_at = ?, fw = coalesce(?, fw) where dev = ?",
-               [json.dumps(health, ensure_ascii=False), at, health.get("fw"), dev])
+    """The heartbeat, and the run of heartbeats its outbox has not shrunk in (while not
+    empty): the column's old value and the old heartbeat are what SQLite reads here."""
+    db.execute(f"""update devices set health = ?, health_at = ?, fw = coalesce(?, fw),
+                   outbox_rises = case when ? is null or ? = 0 then 0
+                                       when ? > coalesce({_OLD_OUTBOX}, 0) then outbox_rises + 1
+                                       when ? = {_OLD_OUTBOX} then outbox_rises
+                                       else 0 end
+                   where dev = ?""",
+               [json.dumps(health, ensure_ascii=False), at, health.get("fw"), *[health.get("outbox")] * 4, dev])
 
 
 def set_online(db, dev: str, online: bool, at: float) -> None:

@@ -123,6 +123,20 @@ def stats(db, f: Filter, by: str | None) -> dict | list[dict]:
     return rows(db, f"select {key}, {agg} from ratings{sql} group by {key} order by {key.split(',')[0]}", args)
 
 
+BUCKETS = {"day": "%Y-%m-%d", "week": "%Y-W%W", "month": "%Y-%m"}
+
+
+def trend(db, f: Filter, bucket: str, utc_offset_s: int) -> list[dict]:
+    """Count, mean score, satisfaction rate and bad reviews per day, week or month of the
+    hall's time (utc_offset_s: its zone's offset; the zones of China keep no summer time)."""
+    sql, args = f.sql()
+    bad = ",".join(f"'{lv}'" for lv in sorted(BAD_LEVELS))
+    key = f"strftime('{BUCKETS[bucket]}', rated_at + {int(utc_offset_s)}, 'unixepoch')"
+    return rows(db, f"select {key} bucket, count(*) ratings, round(avg(score), 2) mean_score, "
+                    f"round(1.0 * sum(level not in ({bad})) / count(*), 4) satisfaction_rate, "
+                    f"sum(level in ({bad})) bad_reviews from ratings{sql} group by bucket order by bucket", args)
+
+
 def count(db) -> int:
     return db.conn.execute("select count(*) from ratings").fetchone()[0]
 

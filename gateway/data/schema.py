@@ -102,7 +102,14 @@ def _accounts_and_work_orders(db: sqlite_utils.Database) -> None:
                   from work_orders""")
 
 
-MIGRATIONS = (_create, _held, _accounts_and_work_orders)  # schema version N is MIGRATIONS[:N]; append, never edit
+def _outbox_rises(db: sqlite_utils.Database) -> None:
+    """Version 4: how many heartbeats in a row a device's outbox has grown (or stayed
+    above zero without shrinking): a device whose ratings are not getting out."""
+    db.execute("alter table devices add column outbox_rises integer not null default 0")
+
+
+# schema version N is MIGRATIONS[:N]; append, never edit
+MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -55,3 +55,24 @@ print(json.dumps({
     for r in with_button:  # the reason screen labels each button with its reason
         assert f"{r['button']}{r['label']}" in screen, (r, screen)
     assert out["mqtt"] == NAMES["mqtt_packets"]
+
+
+def test_the_console_keeps_the_same_names():
+    import re
+
+    from gateway.console import STATIC
+
+    js = (STATIC / "app.js").read_text()
+
+    def table(name: str) -> dict:
+        body = re.search(rf"const {name} = \{{(.*?)\}};", js, re.S).group(1)
+        return dict(re.findall(r'(\w+): "([^"]*)"', body))
+
+    assert table("LEVELS") == {lv["code"]: lv["zh"] for lv in LEVELS}
+    assert table("REASONS") == {r["code"]: r["zh"] for r in REASONS}
+    assert set(table("RESETS")) == set(protocol.RESET_CAUSES)
+    from gateway import auth
+    from gateway.data import workorders
+
+    assert set(table("STATES")) == set(workorders.STATES) and set(table("ROLES")) == set(auth.ROLES)
+    assert set(table("STEPS")) == {"opened", *workorders.STEPS}

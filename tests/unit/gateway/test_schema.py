@@ -96,7 +96,8 @@ def test_a_database_of_the_release_before_work_orders_upgrades_with_every_bad_re
     assert db.conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
     after = {r["id"]: r for r in db.query("select * from ratings")}
     assert after == before and len(after) == 8  # every rating exactly as it was
-    assert [dict(r) for r in db.query("select * from devices order by dev")] == devices_before
+    assert [{k: r[k] for k in devices_before[0]} for r in db.query("select * from devices order by dev")] == \
+        devices_before
     orders = workorders.listed(db, None, None, None, None, None)
     bad = sorted(rid for rid, r in before.items() if r["level"] in protocol.BAD_LEVELS)
     assert sorted(o["rating_id"] for o in orders) == bad and len(bad) == 3

@@ -1,0 +1,224 @@
+// The console: one Alpine.js component. Everything it shows comes from the gateway's API
+// with the account's own login token (kept in this tab's sessionStorage); live changes
+// come on the event stream, opened with a single-use ticket (EventSource sends no header).
+"use strict";
+
+// The same names as protocol/vectors/names.json and gateway/protocol.py
+// (tests/unit/test_shared_names.py holds them equal)
+const LEVELS = {very_satisfied: "非常满意", satisfied: "满意", basically_satisfied: "基本满意",
+                dissatisfied: "不满意", very_dissatisfied: "非常不满意"};
+const REASONS = {attitude: "服务态度差", slow: "办事效率低", materials: "材料要求繁琐", trips: "多次跑腿",
+                 commitment: "未兑现承诺", none: "未选择原因"};
+const ROLES = {admin: "管理员", supervisor: "主管", viewer: "查看", technician: "技术员", business: "业务系统"};
+const STATES = {open: "待受理", accepted: "已受理", contacted: "已联系", rectifying: "整改中", closed: "已办结",
+                invalid: "认定无效"};
+const STEPS = {opened: "生成工单", accept: "受理", contact: "联系群众", rectify: "整改", close: "办结",
+               invalid: "认定无效"};
+const NEXT = {open: ["accept", "invalid"], accepted: ["contact", "invalid"], contacted: ["rectify", "invalid"],
+              rectifying: ["close", "invalid"]};
+const CARDS = {offline: "离线", stale: "无心跳", outbox_growing: "待发积压"};
+const RESETS = {power_on: "上电", watchdog: "看门狗", panic: "异常", soft: "软重启", deep_sleep: "休眠唤醒",
+                brownout: "欠压", intended: "指令重启", unknown: "未知"};
+const PAGES = [
+  {id: "hall", title: "大厅实况", needs: "devices:read"},
+  {id: "reviews", title: "差评工单", needs: "read"},
+  {id: "stats", title: "统计", needs: "read"},
+  {id: "devices", title: "设备", needs: "devices:read"},
+  {id: "forwarder", title: "上报", needs: "ops:read"},
+  {id: "rejections", title: "拒收", needs: "ops:read"},
+  {id: "audit", title: "审计", needs: "accounts"},
+];
+
+document.addEventListener("alpine:init", () => {
+  Alpine.data("consoleApp", () => ({
+    me: null, token: sessionStorage.getItem("pingjia.token"), form: {user: "", password: ""}, error: "",
+    page: "hall", hall: null, orders: [], order: null, summary: null, orderState: "", states: Object.keys(STATES),
+    stepForm: {step: "", kind: "mistaken", note: ""}, stats: null, byWindow: [], devices: [], forwarder: null,
+    rejections: null, audit: [], alerts: [], flashes: {}, lastPress: {}, sound: localStorage.getItem("pingjia.sound") !== "off",
+    stream: null, lastEventId: null, refreshTimer: null,
+
+    async start() {
+      this.$watch("sound", (on) => localStorage.setItem("pingjia.sound", on ? "on" : "off"));
+      window.addEventListener("hashchange", () => this.route());
+      if (this.token) {
+        try { this.me = await this.api("GET", "/api/v1/me"); } catch (e) { this.token = null; }
+      }
+      if (this.me) this.enter();
+    },
+
+    async login() {
+      this.error = "";
+      const r = await fetch("/api/v1/login", {method: "POST", headers: {"Content-Type": "application/json"},
+                                              body: JSON.stringify(this.form)});
+      const body = await r.json();
+      if (!r.ok) { this.error = r.status === 429 ? "尝试次数过多，请稍后再试" : "账号或密码错误"; return; }
+      this.token = body.token;
+      sessionStorage.setItem("pingjia.token", this.token);
+      this.form.password = "";
+      this.me = await this.api("GET", "/api/v1/me");
+      this.enter();
+    },
+
+    async logout() {
+      try { await this.api("POST", "/api/v1/logout"); } catch (e) { /* revoked already */ }
+      sessionStorage.removeItem("pingjia.token");
+      if (this.stream) this.stream.close();
+      this.me = null; this.token = null;
+    },
+
+    enter() {
+      const allowed = this.pages();
+      if (!allowed.some((p) => location.hash.startsWith("#/" + p.id))) location.hash = "#/" + allowed[0].id;
+      this.route();
+      if (this.can("read")) this.listen();
+    },
+
+    pages() { return PAGES.filter((p) => this.can(p.needs)); },
+    can(permission) { return !!this.me && this.me.permissions.includes(permission); },
+    // the server decides; the page only leaves out what it would refuse
+    actsOn(o) { return this.can("work_orders:act") && (this.me.role === "admin" || this.me.windows.includes(o.window)); },
+
+    async api(method, path, body) {
+      const r = await fetch(path, {method, headers: {"Authorization": "Bearer " + this.token,
+                                                     ...(body ? {"Content-Type": "application/json"} : {})},
+                                   body: body ? JSON.stringify(body) : undefined});
+      if (r.status === 401) { this.me = null; throw new Error("登录已失效"); }
+      const data = r.headers.get("content-type")?.includes("json") ? await r.json() : await r.text();
+      if (!r.ok) throw new Error(typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail));
+      return data;
+    },
+
+    async route() {
+      const [, page, arg] = (location.hash || "#/hall").split("/");
+      if (!this.pages().some((p) => p.id === page)) return;
+      this.page = page;
+      this.error = "";
+      try {
+        await this.load(page);
+        if (page === "reviews" && arg) await this.openOrder(Number(arg));
+      } catch (e) { this.error = e.message; }
+    },
+
+    async load(page) {
+      if (page === "hall") this.hall = await this.api("GET", "/api/v1/hall/now");
+      if (page === "reviews") await this.loadOrders();
+      if (page === "stats") await this.loadStats();
+      if (page === "devices") this.devices = await this.api("GET", "/api/v1/devices");
+      if (page === "forwarder") this.forwarder = await this.api("GET", "/api/v1/forwarder");
+      if (page === "rejections") this.rejections = await this.api("GET", "/api/v1/rejections");
+      if (page === "audit") this.audit = await this.api("GET", "/api/v1/audit");
+    },
+
+    async loadOrders() {
+      const q = this.orderState ? "&state=" + this.orderState : "";
+      this.orders = (await this.api("GET", "/api/v1/work-orders?limit=1000" + q)).reverse();
+      this.summary = await this.api("GET", "/api/v1/work-orders/summary");
+    },
+
+    async openOrder(id) {
+      this.order = await this.api("GET", "/api/v1/work-orders/" + id);
+      this.stepForm = {step: this.nextSteps(this.order)[0] || "", kind: "mistaken", note: ""};
+    },
+
+    nextSteps(o) { return NEXT[o.state] || []; },
+
+    async takeStep() {
+      const body = {step: this.stepForm.step};
+      if (this.stepForm.note) body.note = this.stepForm.note;
+      if (body.step === "invalid") body.kind = this.stepForm.kind;
+      try {
+        await this.api("POST", `/api/v1/work-orders/${this.order.id}/steps`, body);
+        await this.openOrder(this.order.id);
+        await this.loadOrders();
+      } catch (e) { this.error = e.message; }
+    },
+
+    async loadStats() {
+      this.stats = await this.api("GET", "/api/v1/stats");
+      this.byWindow = await this.api("GET", "/api/v1/stats?by=window");
+      const trend = await this.api("GET", "/api/v1/stats/trend?bucket=day");
+      await this.$nextTick();
+      const el = document.getElementById("trend");
+      if (!el) return;
+      const chart = echarts.getInstanceByDom(el) || echarts.init(el);
+      chart.setOption({
+        tooltip: {trigger: "axis"}, legend: {data: ["评价数", "满意率"]},
+        xAxis: {type: "category", data: trend.map((t) => t.bucket)},
+        yAxis: [{type: "value", name: "评价数"}, {type: "value", name: "满意率", min: 0, max: 1}],
+        series: [{name: "评价数", type: "bar", data: trend.map((t) => t.ratings)},
+                 {name: "满意率", type: "line", yAxisIndex: 1, data: trend.map((t) => t.satisfaction_rate)}],
+      });
+    },
+
+    async download(path, name) {
+      const r = await fetch(path, {headers: {"Authorization": "Bearer " + this.token}});
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(await r.blob());
+      a.download = name;
+      a.click();
+    },
+
+    // -- live: the event stream ---------------------------------------------------------
+    async listen() {
+      try {
+        const {ticket} = await this.api("POST", "/api/v1/events/ticket");
+        const es = new EventSource("/api/v1/events?ticket=" + encodeURIComponent(ticket));
+        this.stream = es;
+        const on = (kind, f) => es.addEventListener(kind, (m) => { this.lastEventId = m.lastEventId; f(JSON.parse(m.data)); });
+        on("rating", (e) => this.rated(e));
+        on("device", () => this.refreshSoon());
+        on("window", () => this.refreshSoon());
+        on("bad_review", (e) => this.alerted(e));
+        on("work_order", () => { if (this.page === "reviews") this.loadOrders(); });
+        on("deadline", () => { if (this.page === "reviews") this.loadOrders(); });
+        // a ticket is good once: on an error, a new ticket and a new stream (the server
+        // keeps the last events, so none is missed across the gap)
+        es.onerror = () => { es.close(); if (this.me) setTimeout(() => this.listen(), 2000); };
+      } catch (e) { if (this.me) setTimeout(() => this.listen(), 5000); }
+    },
+
+    rated(e) {
+      const at = new Date(e.rated_at * 1000).toLocaleTimeString("zh-CN", {timeZone: this.me.timezone, hour12: false});
+      this.lastPress[e.window] = `${at} ${LEVELS[e.level]}`;
+      this.flashes[e.window] = true;
+      setTimeout(() => { this.flashes[e.window] = false; }, 1500);
+      this.refreshSoon();
+    },
+
+    alerted(e) {
+      this.alerts.unshift(e);
+      if (this.sound) beep();
+      if (this.page === "reviews") this.loadOrders();
+      this.refreshSoon();
+    },
+
+    refreshSoon() {
+      // many events in a burst (a heartbeat from every device): one reload
+      if (this.refreshTimer || this.page !== "hall") return;
+      this.refreshTimer = setTimeout(async () => {
+        this.refreshTimer = null;
+        try { this.hall = await this.api("GET", "/api/v1/hall/now"); } catch (err) { this.error = err.message; }
+      }, 150);
+    },
+
+    levelName: (l) => LEVELS[l] || l, reasonName: (r) => REASONS[r] || r, roleName: (r) => ROLES[r] || r,
+    stateName: (s) => STATES[s] || s, stepName: (s) => STEPS[s] || s, cardName: (c) => CARDS[c] || c,
+    resetName: (r) => RESETS[r] || r || "—",
+    pct: (x) => (x === null || x === undefined) ? "—" : (x * 100).toFixed(1) + "%",
+    // the API's times are the hall's, with their offset: shown as they are written
+    short: (iso, seconds) => iso ? iso.replace("T", " ").slice(0, seconds ? 19 : 16) : "—",
+  }));
+});
+
+function beep() {
+  // two short tones, made by the browser: no sound file to ship
+  try {
+    const ctx = new AudioContext();
+    [0, 0.25].forEach((t) => {
+      const o = ctx.createOscillator(), g = ctx.createGain();
+      o.frequency.value = 880; g.gain.value = 0.1;
+      o.connect(g); g.connect(ctx.destination);
+      o.start(ctx.currentTime + t); o.stop(ctx.currentTime + t + 0.15);
+    });
+  } catch (e) { /* no audio here */ }
+}

@@ -1,0 +1,145 @@
+"""The console in real headless Chromium (Debian's), through the real gateway and
+real-firmware devices: log in, see a press arrive live, a bad review raise its alert and
+work order, take the order to closed, the role limits in the pages, the export. A
+screenshot of every page is kept in build/console/ (look at them)."""
+
+import csv
+import io
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from simulator.harness import Hall, wait_until
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "build" / "console"
+PASSWORD = "correct horse battery"
+PEOPLE = {"zhang.wei": ("admin", []), "li.na": ("supervisor", ["W01"]), "wang.fang": ("supervisor", ["W02"]),
+          "zhao.min": ("technician", [])}
+
+
+@pytest.fixture(scope="module")
+def hall(tmp_path_factory):
+    h = Hall(tmp_path_factory.mktemp("console") / "hall", devices=2, hall="con", seed=6)
+    h.start()
+    for name, (role, windows) in PEOPLE.items():
+        r = h.api.post("/api/v1/users", json={"name": name, "role": role, "windows": windows, "password": PASSWORD})
+        assert r.status_code == 201, r.text
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def open_console(hall, browser, user):
+    """A browser tab logged in as `user`; page errors are collected on page.errors."""
+    page = browser.new_context(viewport={"width": 1280, "height": 860}, accept_downloads=True).new_page()
+    page.errors = []
+    page.on("pageerror", lambda e: page.errors.append(str(e)))
+    page.goto(f"{hall.cfg.api_url}/console/")
+    page.fill("input[name=user]", user)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("nav .who")).to_contain_text(user)
+    return page
+
+
+def shot(page, name):
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_wrong_password_is_refused_on_the_page(hall, browser):
+    page = browser.new_page()
+    page.goto(f"{hall.cfg.api_url}/console/")
+    page.fill("input[name=user]", "zhang.wei")
+    page.fill("input[name=password]", "not the password")
+    page.click("button[type=submit]")
+    expect(page.locator(".login .error")).to_have_text("账号或密码错误")
+    shot(page, "login")
+    page.close()
+
+
+def test_a_press_arrives_live_and_a_bad_review_is_taken_to_closed(hall, browser):
+    admin = open_console(hall, browser, "zhang.wei")
+    sup = open_console(hall, browser, "li.na")
+    card = admin.locator("[data-window=W01]")
+    expect(card).to_contain_text("张伟")
+    hall.new_case("pj-0001")
+    expect(card).to_contain_text("待评价")
+    p = hall.press("pj-0001", "very_satisfied")
+    expect(card.locator(".last")).to_contain_text("非常满意", timeout=5000)
+    seen = time.time()
+    assert seen - p["pressed_at"] < 5
+    shot(admin, "hall")
+
+    hall.new_case("pj-0001")
+    bad = hall.press("pj-0001", "very_dissatisfied", "attitude")
+    for page in (admin, sup):  # every open console, at once
+        expect(page.locator(".alert")).to_contain_text("非常不满意", timeout=5000)
+        expect(page.locator(".alert")).to_contain_text("服务态度差")
+    order = next(o for o in hall.api.get("/api/v1/work-orders").json() if o["rating_id"] == bad["id"])
+    sup.click(".alert a")
+    form = sup.locator("aside.order form")
+    expect(sup.locator("aside.order h3")).to_contain_text("待受理")
+    for step, note, state in (("accept", "", "已受理"), ("contact", "已电话联系办事群众", "已联系"),
+                              ("rectify", "", "整改中"), ("close", "加强窗口服务培训，已回访", "已办结")):
+        form.locator("select[name=step]").select_option(step)
+        form.locator("input[name=note]").fill(note)
+        form.locator("button[type=submit]").click()
+        expect(sup.locator("aside.order h3")).to_contain_text(state)
+    expect(sup.locator("aside.order .steps li")).to_have_count(5)
+    expect(sup.locator("aside.order .steps")).to_contain_text("li.na")
+    shot(sup, "reviews")
+    assert hall.api.get(f"/api/v1/work-orders/{order['id']}").json()["state"] == "closed"
+    assert admin.errors == [] and sup.errors == []
+    for name in ("stats", "devices", "forwarder", "rejections", "audit"):
+        admin.click(f"nav a[data-page={name}]")
+        expect(admin.locator("main h2")).to_be_visible()
+        admin.wait_for_timeout(300)
+        shot(admin, name)
+    expect(admin.locator("main")).to_contain_text("work_order.close")  # the audit page, last
+    assert admin.errors == []
+
+
+def test_role_limits_hold_in_the_pages(hall, browser):
+    tech = open_console(hall, browser, "zhao.min")
+    assert tech.locator("nav a").all_inner_texts() == ["大厅实况", "设备", "上报", "拒收"]
+    tech.goto(f"{hall.cfg.api_url}/console/#/reviews")
+    tech.wait_for_timeout(500)
+    expect(tech.locator("main h2")).to_contain_text("大厅实况")  # a page it may not see is not shown
+    shot(tech, "technician")
+    # a supervisor of W02 sees W01's orders but is offered no step on them
+    other = open_console(hall, browser, "wang.fang")
+    oid = hall.api.get("/api/v1/work-orders", params={"window": "W01"}).json()[-1]["id"]
+    hall.new_case("pj-0001")
+    bad = hall.press("pj-0001", "dissatisfied", "slow")
+    oid = wait_until(lambda: [o["id"] for o in hall.api.get("/api/v1/work-orders").json()
+                              if o["rating_id"] == bad["id"]], 5)[0]
+    other.goto(f"{hall.cfg.api_url}/console/#/reviews/{oid}")
+    expect(other.locator("aside.order h3")).to_contain_text("待受理")
+    expect(other.locator("aside.order form")).to_have_count(0)
+    assert "work_orders:act" in other.evaluate("() => Alpine.$data(document.body).me.permissions")
+    assert tech.errors == [] and other.errors == []
+
+
+def test_the_csv_export_opens_with_the_right_rows(hall, browser):
+    admin = open_console(hall, browser, "zhang.wei")
+    admin.click("nav a[data-page=stats]")
+    with admin.expect_download() as d:
+        admin.click("text=导出 CSV")
+    text = Path(d.value.path()).read_text(encoding="utf-8-sig")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    want = hall.api.get("/api/v1/ratings").json()
+    assert [r["id"] for r in rows] == [r["id"] for r in want] and len(rows) >= 3
+    assert {r["level_name"] for r in rows} >= {"非常满意", "非常不满意"}
