@@ -36,6 +36,7 @@ TABLE = [
     ("POST", "/api/v1/devices/nobody/rotate", {}, {"admin", "technician"}),
     ("GET", "/api/v1/ratings", None, R),
     ("GET", "/api/v1/ratings.csv", None, R),
+    ("GET", "/api/v1/ratings.xlsx", None, R),
     ("GET", "/api/v1/stats", None, R),
     ("POST", "/api/v1/ratings/nobody:1/release", None, {"admin"}),
     ("GET", "/api/v1/work-orders", None, R),
@@ -60,6 +61,10 @@ TABLE = [
     ("GET", "/api/v1/tokens", None, {"admin"}),
     ("POST", "/api/v1/tokens/0000000000000000/revoke", None, {"admin"}),
     ("GET", "/api/v1/audit", None, {"admin"}),
+    ("GET", "/metrics", None, D),
+    ("GET", "/api/v1/hall/now", None, D),
+    ("GET", "/api/v1/stats/trend", None, R),
+    ("POST", "/api/v1/events/ticket", None, R),
     ("POST", "/api/v1/logout", None, ALL),  # last: it revokes the token it is called with
 ]
 PUBLIC = {("GET", "/api/v1/health"), ("POST", "/api/v1/login")}

@@ -3,11 +3,13 @@ schemathesis generates requests from the schema (a bounded number per endpoint) 
 checks every answer against it: no server error, status codes and bodies as documented.
 A real gateway, a real broker."""
 
+import io
 import socket
 import subprocess
 import sys
 
 import httpx
+import openpyxl
 import pytest
 
 from simulator.harness import Hall
@@ -91,6 +93,11 @@ def test_csv_cells_cannot_run_as_formulas(gw):
     row = next(line for line in text.splitlines() if "F-1" in line)
     assert "'=HYPERLINK" in row and "'+cmd" in row
     assert ",=" not in row and ",+" not in row
+    # in the workbook they are text cells, which no spreadsheet runs
+    sheet = openpyxl.load_workbook(io.BytesIO(httpx.get(f"{url}/api/v1/ratings.xlsx", headers=auth).content)).active
+    cells = next(r for r in sheet.iter_rows(min_row=2) if r[5].value == "F-1")
+    assert {c.data_type for c in cells if isinstance(c.value, str)} == {"s"}
+    assert any(c.value == "+cmd|' /C calc'!A0" for c in cells) and any(c.value == formula for c in cells)
 
 
 def test_the_business_system_s_token_does_only_its_job(gw):

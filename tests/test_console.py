@@ -8,6 +8,8 @@ import io
 import time
 from pathlib import Path
 
+import httpx
+import openpyxl
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -141,5 +143,29 @@ def test_the_csv_export_opens_with_the_right_rows(hall, browser):
     text = Path(d.value.path()).read_text(encoding="utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
     want = hall.api.get("/api/v1/ratings").json()
-    assert [r["id"] for r in rows] == [r["id"] for r in want] and len(rows) >= 3
-    assert {r["level_name"] for r in rows} >= {"非常满意", "非常不满意"}
+    assert [r["评价编号"] for r in rows] == [r["id"] for r in want] and len(rows) >= 3
+    assert {r["满意度"] for r in rows} >= {"非常满意", "非常不满意"}
+    with admin.expect_download() as d:
+        admin.click("text=导出 Excel")
+    assert d.value.suggested_filename == "评价.xlsx"
+    sheet = openpyxl.load_workbook(io.BytesIO(Path(d.value.path()).read_bytes())).active
+    assert [c.value for c in next(sheet.iter_rows())][:2] == ["评价编号", "评价时间"]
+    assert [row[0].value for row in sheet.iter_rows(min_row=2)] == [r["id"] for r in want]
+
+
+def test_prometheus_reads_the_hall_with_a_technicians_token(hall):
+    from prometheus_client.parser import text_string_to_metric_families
+
+    token = hall.api.post("/api/v1/users/zhao.min/tokens", json={"label": "prometheus"}).json()["token"]
+    r = httpx.get(f"{hall.cfg.api_url}/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert httpx.get(f"{hall.cfg.api_url}/metrics").status_code == 401
+    got = {(s.name, tuple(sorted(s.labels.items()))): s.value
+           for fam in text_string_to_metric_families(r.text) for s in fam.samples}
+    stats = hall.api.get("/api/v1/stats").json()
+    by_level = {k[1][0][1]: v for k, v in got.items() if k[0] == "pingjia_ratings_total"}
+    assert sum(by_level.values()) == stats["ratings"] and by_level["very_dissatisfied"] >= 1
+    assert got[("pingjia_devices", (("status", "online"),))] == 2
+    assert got[("pingjia_work_orders", (("state", "closed"),))] >= 1
+    assert got[("pingjia_broker_connected", ())] == 1 and ("pingjia_forward_backlog", ()) in got
+    assert any(k[0] == "pingjia_ingest_messages_total" and k[1] == (("outcome", "stored"),) for k in got)

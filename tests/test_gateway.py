@@ -7,6 +7,7 @@ import json
 import time
 
 import httpx
+import openpyxl
 import pytest
 
 from simulator.harness import Hall, wait_until
@@ -214,7 +215,14 @@ def test_statistics_filters_and_csv(gw):
     r = gw.api.get("/api/v1/ratings.csv", params={"window": "W01"})
     assert r.headers["content-type"].startswith("text/csv") and r.text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
-    assert [x["level_name"] for x in rows] == ["非常满意", "满意", "不满意"] and rows[2]["reasons"] == "办事效率低"
+    assert [x["满意度"] for x in rows] == ["非常满意", "满意", "不满意"] and rows[2]["差评原因"] == "办事效率低"
+    x = gw.api.get("/api/v1/ratings.xlsx", params={"window": "W01"})
+    assert x.headers["content-type"].startswith("application/vnd.openxmlformats")
+    sheet = openpyxl.load_workbook(io.BytesIO(x.content)).active
+    table = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert table[0][:3] == ["评价编号", "评价时间", "窗口"]
+    assert [r[9] for r in table[1:]] == ["非常满意", "满意", "不满意"]
+    assert [r[0] for r in table[1:]] == [r["评价编号"] for r in rows]
     d1.close()
     d2.close()
 

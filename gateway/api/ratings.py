@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Annotated, Literal, get_args
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import Response, StreamingResponse
+from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
 
 from ..data import audit, ratings, transaction
 from ..protocol import LEVELS, REASONS
@@ -51,9 +53,13 @@ def list_ratings(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg
     return [_row(r, cfg.timezone) for r in ratings.listed(d, f, limit, offset)]
 
 
-CSV_COLUMNS = ("id", "rated_at", "window", "staff_id", "staff_name", "case_no", "item_code", "item_name",
-               "level", "level_name", "score", "reasons", "dev", "clock", "tag_source", "repeat_of",
-               "forward_state", "forwarded_at")
+# (field, header): the exports' columns, headed in Chinese for the people who open them
+COLUMNS = (("id", "评价编号"), ("rated_at", "评价时间"), ("window", "窗口"), ("staff_id", "工号"),
+           ("staff_name", "工作人员"), ("case_no", "办件流水号"), ("item_code", "事项编码"), ("item_name", "事项名称"),
+           ("level", "满意度代码"), ("level_name", "满意度"), ("score", "分值"), ("reasons", "差评原因"),
+           ("dev", "评价器"), ("clock", "时间来源"), ("tag_source", "归属依据"), ("repeat_of", "重复评价"),
+           ("forward_state", "上报状态"), ("forwarded_at", "上报时间"))
+XLSX_ROWS_MAX = 1_048_575  # a sheet's rows, less the header: more is for the CSV
 
 
 def _cell(v):
@@ -64,22 +70,27 @@ def _cell(v):
     return v
 
 
-@router.get("/ratings.csv", summary="Ratings as CSV (UTF-8 with BOM, for spreadsheets)", dependencies=readers,
-            response_class=StreamingResponse,
+def _export_rows(d, f: ratings.Filter, tz: str):
+    for r in ratings.each(d, f):
+        r = _row(r, tz)
+        r["reasons"] = "、".join(REASONS[x] for x in (r["reason"] or "").split(",") if x)
+        yield [r[c] for c, _ in COLUMNS]
+
+
+@router.get("/ratings.csv", summary="Ratings as CSV (UTF-8 with BOM, Chinese headers, for spreadsheets)",
+            response_class=StreamingResponse, dependencies=readers,
             responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}},
                              "description": "one row per rating, a header row first"}})
 def ratings_csv(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=Depends(deps.cfg)):
-    rows = list(ratings.each(d, f))
+    found = list(_export_rows(d, f, cfg.timezone))
 
     def lines():
         buf = io.StringIO()
         w = csv.writer(buf)
         buf.write("\ufeff")
-        w.writerow(CSV_COLUMNS)
-        for r in rows:
-            r = _row(r, cfg.timezone)
-            r["reasons"] = "、".join(REASONS[x] for x in (r["reason"] or "").split(",") if x)
-            w.writerow([_cell(r[c]) for c in CSV_COLUMNS])
+        w.writerow([h for _, h in COLUMNS])
+        for row in found:
+            w.writerow([_cell(v) for v in row])
             if buf.tell() > 64_000:
                 yield buf.getvalue()
                 buf.seek(0)
@@ -88,6 +99,33 @@ def ratings_csv(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=
 
     return StreamingResponse(lines(), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="ratings.csv"'})
+
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+@router.get("/ratings.xlsx", summary="Ratings as an Excel workbook (Chinese headers)", dependencies=readers,
+            response_class=Response, responses={
+                200: {"content": {XLSX: {"schema": {"type": "string", "format": "binary"}}},
+                      "description": "one sheet, one row per rating"}, **deps.errors(413)})
+def ratings_xlsx(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=Depends(deps.cfg)):
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet("评价")
+    ws.append([h for _, h in COLUMNS])
+    for n, row in enumerate(_export_rows(d, f, cfg.timezone)):
+        if n >= XLSX_ROWS_MAX:
+            raise HTTPException(413, f"more than {XLSX_ROWS_MAX} ratings: narrow the dates, or take the CSV")
+        cells = []
+        for v in row:
+            c = WriteOnlyCell(ws, value=v)
+            if isinstance(v, str):
+                c.data_type = "s"  # text stays text: openpyxl would take "=..." for a formula
+            cells.append(c)
+        ws.append(cells)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return Response(buf.getvalue(), media_type=XLSX,
+                    headers={"Content-Disposition": 'attachment; filename="ratings.xlsx"'})
 
 
 @router.get("/stats", summary="Counts, mean score (10/8/6/3/0), satisfaction rate and bad reviews, "

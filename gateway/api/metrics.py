@@ -1,0 +1,96 @@
+"""GET /metrics: the gateway's figures for Prometheus (prometheus-client's text format),
+read at each scrape from the database and the running service. A token with `ops:read`
+(a technician's or viewer's API token) is what the scrape sends as its bearer."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from ..data import forwarding, open_db, rejections, rows, workorders
+from . import deps
+
+router = APIRouter(tags=["operations"])
+
+
+class _Hall:
+    """One scrape's figures (a prometheus-client custom collector)."""
+
+    def __init__(self, request: Request):
+        self.app = request.app
+
+    def collect(self):
+        cfg, g = self.app.state.cfg, self.app.state.gateway
+        db = open_db(cfg.db_path)
+        try:
+            yield from self._stored(db, cfg)
+        finally:
+            db.conn.close()
+        if g is not None:
+            c = CounterMetricFamily("pingjia_ingest_messages", "Messages handled since the gateway started, by outcome",
+                                    labels=["outcome"])
+            for outcome, n in sorted(g.ingest.counts.items()):
+                c.add_metric([outcome], n)
+            yield c
+            yield _gauge("pingjia_ingest_queue", "Messages waiting for the ingest's writer", g.ingest.backlog())
+            yield _gauge("pingjia_broker_connected", "1 while the gateway is connected to the broker",
+                         int(g.ingest.connected.is_set()))
+            if g.ingest.broker_dropped is not None:
+                yield _gauge("pingjia_broker_dropped_messages", "The broker's own count of dropped messages",
+                             g.ingest.broker_dropped)
+            yield _gauge("pingjia_event_streams", "Open event streams (consoles)", g.events.subscribers())
+
+    def _stored(self, db, cfg):
+        c = CounterMetricFamily("pingjia_ratings", "Ratings stored, by level", labels=["level"])
+        for r in rows(db, "select level, count(*) n from ratings group by level"):
+            c.add_metric([r["level"]], r["n"])
+        yield c
+        states = GaugeMetricFamily("pingjia_ratings_by_forward_state", "Ratings by forwarding state",
+                                   labels=["state"])
+        for state, n in sorted(forwarding.states(db).items()):
+            states.add_metric([state], n)
+        yield states
+        b = forwarding.backlog(db)
+        yield _gauge("pingjia_forward_backlog", "Ratings waiting to be forwarded", b["n"])
+        yield _gauge("pingjia_forward_oldest_age_seconds", "Age of the oldest rating waiting to be forwarded",
+                     time.time() - b["oldest"] if b["oldest"] else 0)
+        now = time.time()
+        d = GaugeMetricFamily("pingjia_devices", "Devices not retired: online, offline, stale (no heartbeat "
+                              "for 3 intervals)", labels=["status"])
+        counts = rows(db, "select sum(online = 1) online, sum(online = 0) offline, sum(coalesce(health_at, 0) < ?) "
+                          "stale from devices where state != 'retired'", [now - 3 * cfg.heartbeat_s])[0]
+        for status in ("online", "offline", "stale"):
+            d.add_metric([status], counts[status] or 0)
+        yield d
+        refused = CounterMetricFamily("pingjia_rejections", "Refused messages since the store began, by reason",
+                                      labels=["reason"])
+        for reason, n in sorted(rejections.counts(db).items()):
+            refused.add_metric([reason], n)
+        yield refused
+        w = GaugeMetricFamily("pingjia_work_orders", "Work orders by state", labels=["state"])
+        for state, n in workorders.rectification(db, None, None)["states"].items():
+            w.add_metric([state], n)
+        yield w
+        views = [self.app.state.work_orders.view(o, now) for o in workorders.unfinished(db)]
+        cards = GaugeMetricFamily("pingjia_work_orders_cards", "Unfinished work orders showing a card",
+                                  labels=["card"])
+        for card in ("warning", "red"):
+            cards.add_metric([card], sum(v["card"] == card for v in views))
+        yield cards
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+@router.get("/metrics", summary="Prometheus metrics", dependencies=[deps.needs("ops:read")],
+            response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
+                                                      "description": "the Prometheus text format"}})
+def metrics(request: Request):
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Hall(request))  # type: ignore[arg-type]
+    return Response(generate_latest(registry), media_type="text/plain; version=0.0.4; charset=utf-8")
