@@ -15,6 +15,7 @@ import ipaddress
 import json
 import secrets
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -71,6 +72,12 @@ class Config:
     @property
     def tls_dir(self) -> Path:
         return self.home / "tls"
+
+    @property
+    def utc_offset_s(self) -> int:
+        """The hall's offset from UTC now (the zones of China keep no summer time)."""
+        offset = datetime.now(ZoneInfo(self.timezone)).utcoffset()
+        return int(offset.total_seconds()) if offset else 0
 
     @property
     def api_url(self) -> str:

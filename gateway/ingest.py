@@ -24,7 +24,7 @@ import paho.mqtt.client as mqtt
 
 from . import protocol
 from .config import Config
-from .data import devices, hall, open_db, ratings, rejections, transaction
+from .data import devices, hall, open_db, ratings, rejections, summaries, transaction
 from .protocol import Rejected
 
 log = logging.getLogger("pingjia.ingest")
@@ -71,6 +71,8 @@ class Ingest:
     def __init__(self, cfg: Config, on_stored=None, on_order=None, on_event=None):
         self.cfg = cfg
         self.db = open_db(cfg.db_path)
+        self.offset_s = cfg.utc_offset_s  # the hall's days, for the statistics' summaries
+        summaries.ensure(self.db, self.offset_s)
         self.on_stored = on_stored  # called after each newly stored rating (wakes the forwarder)
         self.on_order = on_order  # called with each work order a bad review opened, once committed
         self.on_event = on_event  # (kind, data): a rating stored, a device's status or heartbeat, for consoles
@@ -282,7 +284,7 @@ class Ingest:
             # No answer: only a rating the gateway stored is acked, so nobody can make a
             # device drop a rating by sending something in its name.
             return self._reject(e.reason, dev, topic, payload, e.detail, now)
-        status, row = ratings.store(self.db, r, d, now)
+        status, row = ratings.store(self.db, r, d, now, self.offset_s)
         if d["state"] == "provisioned":
             self._activate(d)
         self.counts[status] += 1

@@ -105,7 +105,21 @@ def test_a_press_arrives_live_and_a_bad_review_is_taken_to_closed(hall, browser)
     shot(sup, "reviews")
     assert hall.api.get(f"/api/v1/work-orders/{order['id']}").json()["state"] == "closed"
     assert admin.errors == [] and sup.errors == []
-    for name in ("stats", "devices", "forwarder", "rejections", "audit"):
+    admin.click("nav a[data-page=stats]")
+    expect(admin.locator("table.by-window")).to_contain_text("W01")
+    for chart in ("#trend", "#heatmap", "#reasons"):  # drawn by ECharts
+        expect(admin.locator(f"{chart} canvas")).to_have_count(1)
+    expect(admin.locator("table.by-staff")).to_contain_text("张伟")
+    admin.wait_for_timeout(500)
+    shot(admin, "stats")
+    admin.locator("select[name=window]").select_option("W01")
+    admin.click("text=月度报告")
+    expect(admin.locator(".report h2")).to_contain_text("W01 窗口")
+    expect(admin.locator(".report")).to_contain_text("整改率 100.0%")
+    expect(admin.locator(".report #report-trend canvas")).to_have_count(1)
+    admin.wait_for_timeout(500)
+    shot(admin, "report")
+    for name in ("devices", "forwarder", "rejections", "audit"):
         admin.click(f"nav a[data-page={name}]")
         expect(admin.locator("main h2")).to_be_visible()
         admin.wait_for_timeout(300)

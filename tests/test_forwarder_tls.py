@@ -54,7 +54,7 @@ def test_a_platform_with_an_unverifiable_certificate_gets_nothing(tmp_path):
         "tsync": True, "boot": 1, "up": 1, "fw": "t"})
     r, _ = protocol.parse_rating(protocol.encode(msg))
     with db.conn:
-        ratings.store(db, r, devices.get(db, "pj-0001"), time.time())
+        ratings.store(db, r, devices.get(db, "pj-0001"), time.time(), 8 * 3600)
     fw = Forwarder(cfg)
     fw.once()
     server.close()

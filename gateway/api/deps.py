@@ -113,5 +113,14 @@ def to_epoch(value: date | datetime | None, tz: str, end: bool = False) -> float
     return (value if value.tzinfo else value.replace(tzinfo=zone)).timestamp()
 
 
+def days(since, until) -> tuple[str | None, str | None] | None:
+    """The bounds as hall days (YYYY-MM-DD), when both are days or absent; else None."""
+    def day(v):
+        return v.isoformat() if isinstance(v, date) and not isinstance(v, datetime) else None
+    if any(v is not None and day(v) is None for v in (since, until)):
+        return None
+    return day(since), day(until)
+
+
 def iso(t: float | None, tz: str) -> str | None:
     return None if t is None else datetime.fromtimestamp(t, ZoneInfo(tz)).isoformat(timespec="seconds")

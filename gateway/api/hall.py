@@ -146,8 +146,8 @@ def sessions(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Que
 
 @business.post("/cases", status_code=201, summary="A case was completed at a window",
                responses=deps.errors(400, 409, 413))
-def case_completed(body: Case, d=Depends(deps.db), g=Depends(deps.gateway)):
-    row = hall.complete_case(d, body.serial, body.window, body.item_list(), time.time())
+def case_completed(body: Case, d=Depends(deps.db), g=Depends(deps.gateway), cfg=Depends(deps.cfg)):
+    row = hall.complete_case(d, body.serial, body.window, body.item_list(), time.time(), cfg.utc_offset_s)
     _push(g, body.window, "case")
     return row
 
@@ -165,4 +165,5 @@ def cases(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Query(
 @router.get("/cases/rated-share", summary="主动评价率: the share of completed cases that were rated",
             dependencies=[deps.needs("read")])
 def rated_share(d=Depends(deps.db), cfg=Depends(deps.cfg), since: deps.Since = None, until: deps.Until = None):
-    return hall.rated_share(d, deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True))
+    days = deps.days(since, until)
+    return hall.rated_share(d, deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True), days)

@@ -33,9 +33,11 @@ def selection(cfg=Depends(deps.cfg), window: str | None = Query(None, max_length
               dev: str | None = Query(None, max_length=32), since: deps.Since = None, until: deps.Until = None,
               repeats: bool = Query(False, description="include repeat ratings of an already rated case"),
               held: bool = Query(False, description="include ratings held for an admin (not yet released)")):
-    """The filters the ratings list, the CSV export and the statistics share."""
+    """The filters the ratings list, the exports and the statistics share."""
+    days = deps.days(since, until)
     return ratings.Filter(window, staff_id, level, dev, deps.to_epoch(since, cfg.timezone),
-                          deps.to_epoch(until, cfg.timezone, end=True), repeats, held)
+                          deps.to_epoch(until, cfg.timezone, end=True), repeats, held,
+                          *(days or (None, None)), whole_days=days is not None)
 
 
 def _row(r: dict, tz: str) -> dict:
@@ -129,10 +131,23 @@ def ratings_xlsx(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg
 
 
 @router.get("/stats", summary="Counts, mean score (10/8/6/3/0), satisfaction rate and bad reviews, "
-                              "overall or per window or staff member", dependencies=readers)
+                              "overall or per window, staff member or item", dependencies=readers)
 def stats(f: ratings.Filter = Depends(selection), d=Depends(deps.db),
-          by: str | None = Query(None, pattern="^(window|staff)$", description="window or staff")):
+          by: Literal["window", "staff", "item"] | None = Query(None, description="window, staff or item")):
     return ratings.stats(d, f, by)
+
+
+@router.get("/stats/heatmap", summary="Ratings and bad reviews by weekday (0 = Monday) and hour, over whole months",
+            dependencies=readers)
+def heatmap(d=Depends(deps.db), window: str | None = Query(None, max_length=32),
+            since: str | None = Query(None, pattern=r"^\d{4}-\d{2}$", description="from this month (YYYY-MM)"),
+            until: str | None = Query(None, pattern=r"^\d{4}-\d{2}$", description="to this month, inclusive")):
+    return ratings.heatmap(d, window, since, until)
+
+
+@router.get("/stats/reasons", summary="How often each reason was given in a bad review", dependencies=readers)
+def reasons(f: ratings.Filter = Depends(selection), d=Depends(deps.db)):
+    return [{**r, "name": REASONS.get(r["reason"], r["reason"])} for r in ratings.reasons(d, f)]
 
 
 @router.get("/stats/trend", summary="The same figures per day, week or month", dependencies=readers)
@@ -146,10 +161,10 @@ def trend(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=Depend
              "counted and forwarded from now on; a bad review opens its work order",
              responses=deps.errors(404, 409))
 def release(rid: Annotated[str, Path(pattern=RATING_ID, description="a rating ID, e.g. pj-0001:42")],
-            d=Depends(deps.db), g=Depends(deps.gateway), who=deps.needs("ratings:release")):
+            d=Depends(deps.db), g=Depends(deps.gateway), cfg=Depends(deps.cfg), who=deps.needs("ratings:release")):
     now = time.time()
     with transaction(d):
-        order = ratings.release(d, rid, now)
+        order = ratings.release(d, rid, now, cfg.utc_offset_s)
         audit.record(d, who.name, "rating.release", rid, now)
     if g is not None:
         g.forwarder.wake.set()

@@ -91,10 +91,11 @@ def list_orders(d=Depends(deps.db), cfg=Depends(deps.cfg), wf=Depends(workflow),
 @router.get("/work-orders/summary", summary="整改率 (rectification rate), counts by state, cards, escalations",
             dependencies=readers)
 def summary(d=Depends(deps.db), cfg=Depends(deps.cfg), wf=Depends(workflow), since: deps.Since = None,
-            until: deps.Until = None):
+            until: deps.Until = None, window: str | None = Query(None, max_length=32)):
     now = time.time()
-    out = workorders.rectification(d, deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True))
-    views = [wf.view(o, now) for o in workorders.unfinished(d)]
+    out = workorders.rectification(d, deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True),
+                                   window)
+    views = [wf.view(o, now) for o in workorders.unfinished(d) if window is None or o["window"] == window]
     out.update(warning=sum(v["card"] == "warning" for v in views), red=sum(v["card"] == "red" for v in views),
                escalated=sum(v["escalation"] is not None for v in views),
                rules={"name": wf.clock.rules.name, "title": wf.clock.rules.title},

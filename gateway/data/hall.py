@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from ..errors import Conflict, NotFound
-from . import one, rows, transaction, where
+from . import one, rows, summaries, transaction, where
 
 
 def session_at(db, window: str, ts: float) -> dict | None:
@@ -34,7 +34,7 @@ def _end_session(db, window, at) -> int:
                       [at, window]).rowcount
 
 
-def complete_case(db, serial: str, window: str, items: list[tuple[str, str]], at: float) -> dict:
+def complete_case(db, serial: str, window: str, items: list[tuple[str, str]], at: float, offset_s: int) -> dict:
     """Record a completed case. A batch case lists several items under one serial
     number and still gets one rating; the first item names the case."""
     if not items:
@@ -50,6 +50,7 @@ def complete_case(db, serial: str, window: str, items: list[tuple[str, str]], at
                "items": json.dumps([{"code": c, "name": n} for c, n in items], ensure_ascii=False),
                "completed_at": at, "rating_id": None}
         db.execute(f"insert into cases ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
+        summaries.add_case(db, window, at, offset_s)
     return row
 
 
@@ -91,11 +92,19 @@ def cases(db, window: str | None, rated: bool | None, since: float | None, until
     return rows(db, f"select * from cases{sql} order by completed_at desc limit ?", [*args, limit])
 
 
-def rated_share(db, since: float | None, until: float | None) -> dict:
-    """主动评价率: the share of completed cases that were rated, overall and per window."""
-    sql, args = _case_filter(None, None, since, until)
-    per = [{**r, "share": round(r["rated"] / r["cases"], 4)} for r in rows(
-        db, f"select window, count(*) cases, count(rating_id) rated from cases{sql} group by window "
-            f"order by window", args)]
+def rated_share(db, since: float | None, until: float | None, days: tuple[str | None, str | None] | None = None
+                ) -> dict:
+    """主动评价率: the share of completed cases that were rated, overall and per window.
+    days: the same bounds as hall days (until inclusive), when they are whole days: then
+    the summaries answer."""
+    if days is not None:
+        sql, args = where(("day >= ?", days[0]), ("day <= ?", days[1]))
+        found = rows(db, f"select window, sum(cases) cases, sum(rated) rated from summary_cases{sql} "
+                         f"group by window order by window", args)
+    else:
+        sql, args = _case_filter(None, None, since, until)
+        found = rows(db, f"select window, count(*) cases, count(rating_id) rated from cases{sql} group by window "
+                         f"order by window", args)
+    per = [{**r, "share": round(r["rated"] / r["cases"], 4)} for r in found if r["cases"]]
     total, rated = sum(r["cases"] for r in per), sum(r["rated"] for r in per)
     return {"cases": total, "rated": rated, "share": round(rated / total, 4) if total else None, "windows": per}

@@ -4,17 +4,19 @@ the views admins read: lists, CSV rows, statistics."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from .. import rules
 from ..errors import Conflict, NotFound
 from ..protocol import BAD_LEVELS, LEVELS, Rating
-from . import hall, one, rows, transaction, workorders
+from . import hall, one, rows, summaries, transaction, where, workorders
 
 
-def store(db, r: Rating, d: dict, received_at: float) -> tuple[str, dict]:
-    """Tag and insert one verified rating, inside the caller's transaction. d: the
-    device's row. Returns ("stored"|"duplicate", row); row["held"] says why a rating
-    waits for an admin; row["work_order"] is the order a bad review opened.
+def store(db, r: Rating, d: dict, received_at: float, offset_s: int) -> tuple[str, dict]:
+    """Tag and insert one verified rating, inside the caller's transaction, and count it
+    in the summaries. d: the device's row; offset_s: the hall's offset from UTC. Returns
+    ("stored"|"duplicate", row); row["held"] says why a rating waits for an admin;
+    row["work_order"] is the order a bad review opened.
 
     A correctly signed rating is never refused: one whose ID is taken by a different
     rating (a device whose counter went back, or a forger holding its key) is stored
@@ -43,14 +45,17 @@ def store(db, r: Rating, d: dict, received_at: float) -> tuple[str, dict]:
         row.update(held=held, forward_state="held")
     db.conn.execute(f"insert into ratings ({', '.join(row)}) values ({', '.join('?' * len(row))})",
                     list(row.values()))
-    if row["tag_source"] == "case" and not row["repeat_of"] and not row["held"]:
+    if case is not None and row["tag_source"] == "case" and not row["repeat_of"] and not row["held"]:
         hall.mark_rated(db, r.case, rid)
+        summaries.case_rated(db, case["window"], case["completed_at"], offset_s)
+    if not row["repeat_of"] and not row["held"]:
+        summaries.add_rating(db, row, offset_s)
     if workorders.wanted(row):
         row["work_order"] = workorders.open_for(db, row, received_at)
     return "stored", row
 
 
-def release(db, rid: str, at: float) -> dict | None:
+def release(db, rid: str, at: float, offset_s: int) -> dict | None:
     """An admin found a held rating genuine: it is counted and forwarded from now on, and
     a bad review opens its work order now. Its `held` reason stays, as the record of why
     it waited. Returns the work order it opened, if any."""
@@ -62,6 +67,8 @@ def release(db, rid: str, at: float) -> dict | None:
             raise Conflict(f"rating {rid} is not held")
         db.execute("update ratings set forward_state = 'pending', next_attempt_at = ? where id = ?", [at, rid])
         row["forward_state"] = "pending"
+        if not row["repeat_of"]:
+            summaries.add_rating(db, row, offset_s)
         return workorders.open_for(db, row, at) if workorders.wanted(row) else None
 
 
@@ -77,6 +84,19 @@ class Filter:
     until: float | None = None
     repeats: bool = False
     held: bool = False
+    # the same bounds as hall days (YYYY-MM-DD, until inclusive), when they are whole days:
+    # then the statistics read the summaries
+    since_day: str | None = None
+    until_day: str | None = None
+    whole_days: bool = True
+
+    def summarised(self) -> bool:
+        """Whether the summaries hold exactly what this selects."""
+        return self.dev is None and not self.repeats and not self.held and self.whole_days
+
+    def summary_sql(self, day: str = "day") -> tuple[str, list]:
+        return where(("window = ?", self.window), ("staff_id = ?", self.staff_id), ("level = ?", self.level),
+                     (f"{day} >= ?", self.since_day), (f"{day} <= ?", self.until_day))
 
     def sql(self) -> tuple[str, list]:
         where: list[str] = []
@@ -110,31 +130,87 @@ def each(db, f: Filter):
     yield from db.query(f"select * from ratings{sql} order by rated_at, id", args)
 
 
+_BAD = ",".join(f"'{lv}'" for lv in sorted(BAD_LEVELS))
+_RAW = (f"count(*) ratings, round(avg(score), 2) mean_score, "
+        f"round(1.0 * sum(level not in ({_BAD})) / count(*), 4) satisfaction_rate, sum(level in ({_BAD})) bad_reviews")
+_SUMMED = (f"coalesce(sum(n), 0) ratings, round(1.0 * sum(n * {summaries.SCORE}) / sum(n), 2) mean_score, "
+           f"round(1.0 * sum(case when level not in ({_BAD}) then n else 0 end) / sum(n), 4) satisfaction_rate, "
+           f"sum(case when level in ({_BAD}) then n else 0 end) bad_reviews")
+_BY = {"window": ("window", "window"), "staff": ("staff_id, staff_name", "staff_id, max(staff_name) staff_name"),
+       "item": ("item_code, item_name", "item_code, max(item_name) item_name")}
+
+
+def _blank_to_none(out: list[dict]) -> list[dict]:
+    """The summaries keep a missing window, staff or item as '': the API says null."""
+    for r in out:
+        for k in ("window", "staff_id", "item_code"):
+            if r.get(k) == "":
+                r[k] = None
+    return out
+
+
 def stats(db, f: Filter, by: str | None) -> dict | list[dict]:
-    """Count, mean score, satisfaction rate and bad reviews, overall or per window or staff."""
+    """Count, mean score, satisfaction rate and bad reviews, overall or per window, staff
+    member or item: from the summaries when they hold the selection (per item, whole
+    months), else from the ratings."""
+    if by == "item":
+        # kept per month, and without the staff: only a selection of whole months fits
+        if f.summarised() and f.staff_id is None and (f.since_day or "-01").endswith("-01") \
+                and _month_end(f.until_day):
+            sql, args = where(("window = ?", f.window), ("level = ?", f.level),
+                              ("month >= ?", f.since_day and f.since_day[:7]),
+                              ("month <= ?", f.until_day and f.until_day[:7]))
+            return _blank_to_none(rows(db, f"select {_BY['item'][1]}, {_SUMMED} from summary_item{sql} "
+                                           f"group by item_code order by item_code", args))
+    elif f.summarised():
+        sql, args = f.summary_sql()
+        if by is None:
+            return rows(db, f"select {_SUMMED} from summary_day{sql}", args)[0]
+        key, pick = _BY[by]
+        first = key.split(",")[0]
+        return _blank_to_none(rows(db, f"select {pick}, {_SUMMED} from summary_day{sql} group by {first} "
+                                       f"order by {first}", args))
     sql, args = f.sql()
-    bad = ",".join(f"'{lv}'" for lv in sorted(BAD_LEVELS))
-    agg = (f"count(*) ratings, round(avg(score), 2) mean_score, "
-           f"round(1.0 * sum(level not in ({bad})) / count(*), 4) satisfaction_rate, "
-           f"sum(level in ({bad})) bad_reviews")
     if by is None:
-        return rows(db, f"select {agg} from ratings{sql}", args)[0]
-    key = "window" if by == "window" else "staff_id, staff_name"
-    return rows(db, f"select {key}, {agg} from ratings{sql} group by {key} order by {key.split(',')[0]}", args)
+        return rows(db, f"select {_RAW} from ratings{sql}", args)[0]
+    key, pick = _BY[by]
+    first = key.split(",")[0]
+    return rows(db, f"select {pick}, {_RAW} from ratings{sql} group by {first} order by {first}", args)
+
+
+def _month_end(day: str | None) -> bool:
+    if day is None:
+        return True
+    y, m, d = map(int, day.split("-"))
+    return (date(y, m, d) + timedelta(days=1)).day == 1
 
 
 BUCKETS = {"day": "%Y-%m-%d", "week": "%Y-W%W", "month": "%Y-%m"}
 
 
 def trend(db, f: Filter, bucket: str, utc_offset_s: int) -> list[dict]:
-    """Count, mean score, satisfaction rate and bad reviews per day, week or month of the
-    hall's time (utc_offset_s: its zone's offset; the zones of China keep no summer time)."""
+    """The same figures per day, week or month of the hall's time."""
+    if f.summarised():
+        sql, args = f.summary_sql()
+        return rows(db, f"select strftime('{BUCKETS[bucket]}', day) bucket, {_SUMMED} from summary_day{sql} "
+                        f"group by bucket order by bucket", args)
     sql, args = f.sql()
-    bad = ",".join(f"'{lv}'" for lv in sorted(BAD_LEVELS))
     key = f"strftime('{BUCKETS[bucket]}', rated_at + {int(utc_offset_s)}, 'unixepoch')"
-    return rows(db, f"select {key} bucket, count(*) ratings, round(avg(score), 2) mean_score, "
-                    f"round(1.0 * sum(level not in ({bad})) / count(*), 4) satisfaction_rate, "
-                    f"sum(level in ({bad})) bad_reviews from ratings{sql} group by bucket order by bucket", args)
+    return rows(db, f"select {key} bucket, {_RAW} from ratings{sql} group by bucket order by bucket", args)
+
+
+def heatmap(db, window: str | None, since_month: str | None, until_month: str | None) -> list[dict]:
+    """Ratings and bad reviews by weekday (0 = Monday) and hour, over whole months."""
+    sql, args = where(("window = ?", window), ("month >= ?", since_month), ("month <= ?", until_month))
+    return rows(db, f"select weekday, hour, sum(n) ratings, sum(bad) bad_reviews from summary_hour{sql} "
+                    f"group by weekday, hour order by weekday, hour", args)
+
+
+def reasons(db, f: Filter) -> list[dict]:
+    """How often each reason was given in a bad review (a review may give several)."""
+    sql, args = where(("window = ?", f.window), ("staff_id = ?", f.staff_id), ("day >= ?", f.since_day),
+                      ("day <= ?", f.until_day))
+    return rows(db, f"select reason, sum(n) n from summary_reason{sql} group by reason order by n desc", args)
 
 
 def count(db) -> int:

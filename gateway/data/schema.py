@@ -108,8 +108,16 @@ def _outbox_rises(db: sqlite_utils.Database) -> None:
     db.execute("alter table devices add column outbox_rises integer not null default 0")
 
 
+def _summaries(db: sqlite_utils.Database) -> None:
+    """Version 5: the statistics' summaries, kept current at ingest (summaries.py); the
+    gateway fills them from the stored ratings at its next start."""
+    from . import summaries  # here: the data package imports this module first
+
+    summaries.create(db)
+
+
 # schema version N is MIGRATIONS[:N]; append, never edit
-MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises)
+MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises, _summaries)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

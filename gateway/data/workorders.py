@@ -94,10 +94,10 @@ def mark_alerted(db, oid: int, what: str) -> None:
     db.execute("update work_orders set alerted = alerted || ? || ',' where id = ?", [what, oid])
 
 
-def rectification(db, since: float | None, until: float | None) -> dict:
+def rectification(db, since: float | None, until: float | None, window: str | None = None) -> dict:
     """整改率: of the valid bad reviews (not found invalid) opened in the period, the
     share closed with a rectification."""
-    sql, args = where(("opened_at >= ?", since), ("opened_at < ?", until))
+    sql, args = where(("opened_at >= ?", since), ("opened_at < ?", until), ("window = ?", window))
     counts = {r["state"]: r["n"] for r in rows(db, f"select state, count(*) n from work_orders{sql} "
                                                    f"group by state", args)}
     total = sum(counts.values())

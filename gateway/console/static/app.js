@@ -33,7 +33,9 @@ document.addEventListener("alpine:init", () => {
   Alpine.data("consoleApp", () => ({
     me: null, token: sessionStorage.getItem("pingjia.token"), form: {user: "", password: ""}, error: "",
     page: "hall", hall: null, orders: [], order: null, summary: null, orderState: "", states: Object.keys(STATES),
-    stepForm: {step: "", kind: "mistaken", note: ""}, stats: null, byWindow: [], devices: [], forwarder: null,
+    stepForm: {step: "", kind: "mistaken", note: ""}, stats: null, byWindow: [], forwarder: null,
+    byStaff: [], byItem: [], share: null, windowNames: [], report: null,
+    range: {since: "", until: "", window: "", bucket: "day"}, devices: [],
     rejections: null, audit: [], alerts: [], flashes: {}, lastPress: {}, sound: localStorage.getItem("pingjia.sound") !== "off",
     stream: null, lastEventId: null, refreshTimer: null,
 
@@ -90,6 +92,12 @@ document.addEventListener("alpine:init", () => {
 
     async route() {
       const [, page, arg] = (location.hash || "#/hall").split("/");
+      if (page === "report" && this.can("read")) {
+        this.page = page;
+        const [, , w, month] = location.hash.split("/");
+        try { await this.loadReport(decodeURIComponent(w), month); } catch (e) { this.error = e.message; }
+        return;
+      }
       if (!this.pages().some((p) => p.id === page)) return;
       this.page = page;
       this.error = "";
@@ -133,22 +141,65 @@ document.addEventListener("alpine:init", () => {
       } catch (e) { this.error = e.message; }
     },
 
-    async loadStats() {
-      this.stats = await this.api("GET", "/api/v1/stats");
-      this.byWindow = await this.api("GET", "/api/v1/stats?by=window");
-      const trend = await this.api("GET", "/api/v1/stats/trend?bucket=day");
-      await this.$nextTick();
-      const el = document.getElementById("trend");
-      if (!el) return;
-      const chart = echarts.getInstanceByDom(el) || echarts.init(el);
-      chart.setOption({
-        tooltip: {trigger: "axis"}, legend: {data: ["评价数", "满意率"]},
-        xAxis: {type: "category", data: trend.map((t) => t.bucket)},
-        yAxis: [{type: "value", name: "评价数"}, {type: "value", name: "满意率", min: 0, max: 1}],
-        series: [{name: "评价数", type: "bar", data: trend.map((t) => t.ratings)},
-                 {name: "满意率", type: "line", yAxisIndex: 1, data: trend.map((t) => t.satisfaction_rate)}],
-      });
+    query() {
+      const q = new URLSearchParams();
+      if (this.range.since) q.set("since", this.range.since);
+      if (this.range.until) q.set("until", this.range.until);
+      if (this.range.window) q.set("window", this.range.window);
+      const s = q.toString();
+      return s ? "?" + s : "";
     },
+
+    async loadStats() {
+      const q = this.query(), and = q ? "&" + q.slice(1) : "";
+      const months = new URLSearchParams();
+      if (this.range.since) months.set("since", this.range.since.slice(0, 7));
+      if (this.range.until) months.set("until", this.range.until.slice(0, 7));
+      if (this.range.window) months.set("window", this.range.window);
+      const [stats, byWindow, byStaff, byItem, trend, heat, reasons, share] = await Promise.all([
+        this.api("GET", "/api/v1/stats" + q), this.api("GET", "/api/v1/stats?by=window" + and),
+        this.api("GET", "/api/v1/stats?by=staff" + and), this.api("GET", "/api/v1/stats?by=item" + and),
+        this.api("GET", `/api/v1/stats/trend?bucket=${this.range.bucket}` + and),
+        this.api("GET", "/api/v1/stats/heatmap?" + months), this.api("GET", "/api/v1/stats/reasons" + q),
+        this.api("GET", "/api/v1/cases/rated-share" + (this.range.since || this.range.until ? "?" + new URLSearchParams(
+          Object.fromEntries(Object.entries({since: this.range.since, until: this.range.until}).filter(([, v]) => v))) : "")),
+      ]);
+      Object.assign(this, {stats, byWindow, byStaff, byItem, share});
+      if (!this.windowNames.length) this.windowNames = byWindow.map((r) => r.window).filter((w) => w);
+      await this.$nextTick();
+      chart("trend", trendChart(trend));
+      chart("heatmap", heatChart(heat));
+      chart("reasons", {title: {text: "差评原因", textStyle: {fontSize: 14}}, tooltip: {},
+                        xAxis: {type: "value"}, yAxis: {type: "category", data: reasons.map((r) => r.name)},
+                        series: [{type: "bar", data: reasons.map((r) => r.n)}]});
+    },
+
+    shareOf(window) {
+      const w = this.share && this.share.windows.find((x) => x.window === window);
+      return w ? w.share : null;
+    },
+
+    async loadReport(window, month) {
+      const [y, m] = month.split("-").map(Number);
+      const last = new Date(Date.UTC(y, m, 0)).getUTCDate();
+      const since = `${month}-01`, until = `${month}-${String(last).padStart(2, "0")}`;
+      const q = `window=${encodeURIComponent(window)}&since=${since}&until=${until}`;
+      const [stats, staff, trend, reasons, share, orders, list] = await Promise.all([
+        this.api("GET", "/api/v1/stats?" + q), this.api("GET", "/api/v1/stats?by=staff&" + q),
+        this.api("GET", "/api/v1/stats/trend?bucket=day&" + q), this.api("GET", "/api/v1/stats/reasons?" + q),
+        this.api("GET", `/api/v1/cases/rated-share?since=${since}&until=${until}`),
+        this.api("GET", `/api/v1/work-orders/summary?${q}`),
+        this.api("GET", `/api/v1/work-orders?limit=1000&${q}`),
+      ]);
+      const w = share.windows.find((x) => x.window === window);
+      this.report = {window, month, stats, staff, reasons, list, orders,
+                     share: {share: w ? w.share : null}};
+      await this.$nextTick();
+      chart("report-trend", trendChart(trend));
+    },
+
+    // today in the hall's zone (the "sv-SE" form is YYYY-MM-DD)
+    today() { return new Date().toLocaleDateString("sv-SE", {timeZone: this.me.timezone}); },
 
     async download(path, name) {
       const r = await fetch(path, {headers: {"Authorization": "Bearer " + this.token}});
@@ -209,6 +260,33 @@ document.addEventListener("alpine:init", () => {
     short: (iso, seconds) => iso ? iso.replace("T", " ").slice(0, seconds ? 19 : 16) : "—",
   }));
 });
+
+function chart(id, option) {
+  const el = document.getElementById(id);
+  if (el) (echarts.getInstanceByDom(el) || echarts.init(el)).setOption(option, true);
+}
+
+function trendChart(trend) {
+  return {
+    tooltip: {trigger: "axis"}, legend: {data: ["评价数", "满意率"]},
+    xAxis: {type: "category", data: trend.map((t) => t.bucket)},
+    yAxis: [{type: "value", name: "评价数"}, {type: "value", name: "满意率", min: 0, max: 1}],
+    series: [{name: "评价数", type: "bar", data: trend.map((t) => t.ratings)},
+             {name: "满意率", type: "line", yAxisIndex: 1, data: trend.map((t) => t.satisfaction_rate)}],
+  };
+}
+
+function heatChart(cells) {
+  const days = ["周一", "周二", "周三", "周四", "周五", "周六", "周日"];
+  const hours = Array.from({length: 24}, (_, h) => String(h));
+  return {
+    title: {text: "时段热力（评价数）", textStyle: {fontSize: 14}}, tooltip: {},
+    xAxis: {type: "category", data: hours}, yAxis: {type: "category", data: days},
+    visualMap: {min: 0, max: Math.max(1, ...cells.map((c) => c.ratings)), orient: "horizontal", left: "center",
+                bottom: 0, calculable: true},
+    series: [{type: "heatmap", data: cells.map((c) => [c.hour, c.weekday, c.ratings])}],
+  };
+}
 
 function beep() {
   // two short tones, made by the browser: no sound file to ship

@@ -18,7 +18,7 @@ def _store(db, n: int) -> list[dict]:
         msg = protocol.signed(bytes.fromhex(creds["key"]), "rating", {
             "dev": "pj-0001", "seq": seq, "level": "satisfied", "reason": [], "case": "",
             "ts": int(time.time() * 1000), "tsync": True, "boot": 1, "up": 1, "fw": "t"})
-        ratings.store(db, protocol.parse_rating(protocol.encode(msg))[0], d, time.time())
+        ratings.store(db, protocol.parse_rating(protocol.encode(msg))[0], d, time.time(), 8 * 3600)
     return forwarding.due(db, time.time() + 1, 100)
 
 

@@ -46,7 +46,7 @@ def test_a_first_release_database_upgrades_in_place(tmp_path):
     msg = protocol.signed(bytes.fromhex(d["key"]), "rating", {
         "dev": "pj-0001", "seq": 1, "level": "satisfied", "reason": [], "case": "", "ts": int(time.time() * 1000),
         "tsync": True, "boot": 2, "up": 1, "fw": "0.1.1"})
-    status, stored = ratings.store(db, protocol.parse_rating(protocol.encode(msg))[0], d, time.time())
+    status, stored = ratings.store(db, protocol.parse_rating(protocol.encode(msg))[0], d, time.time(), 8 * 3600)
     assert (status, stored["held"]) == ("stored", "seq_taken")
     db.conn.close()
     assert open_db(path).conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION  # idempotent

@@ -1,0 +1,94 @@
+"""The summaries kept at ingest say what the ratings say: every statistic read from them
+equals the same one computed from the ratings, for ratings stored one by one (repeats and
+held ones among them) and for summaries rebuilt from scratch."""
+
+import random
+import time
+
+import pytest
+
+from gateway import protocol
+from gateway.data import devices, hall, open_db, ratings, summaries, transaction
+from gateway.protocol import LEVELS, REASONS
+
+OFFSET = 8 * 3600
+DAY = 86400
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    db = open_db(tmp_path_factory.mktemp("sum") / "g.db")
+    summaries.ensure(db, OFFSET)
+    rng = random.Random(5)
+    keys = {}
+    for w in ("W01", "W02", "W03"):
+        creds = devices.register(db, f"pj-{w}", w)
+        keys[w] = (bytes.fromhex(creds["key"]), 0)
+    start = time.time() - 70 * DAY
+    seqs = dict.fromkeys(keys, 0)
+    for i in range(400):
+        w = rng.choice(list(keys))
+        at = start + i * 70 * DAY / 400
+        hall.sign_in(db, w, f"S{w}{i // 100}", f"员工{i // 100}", at - 1)
+        serial = f"C-{i}"
+        hall.complete_case(db, serial, w, [(f"I{rng.randrange(3)}", "事项")], at, OFFSET)
+        level = rng.choice(list(LEVELS))
+        bad = level in protocol.BAD_LEVELS
+        reason = rng.sample([r for r in REASONS if r != "none"], rng.randint(1, 2)) if bad else []
+        for again in range(1 + (rng.random() < 0.1)):  # some cases rated twice: a repeat
+            seqs[w] += 1
+            msg = protocol.signed(keys[w][0], "rating", {
+                "dev": f"pj-{w}", "seq": seqs[w], "level": level, "reason": reason, "case": serial,
+                "ts": int((at + again) * 1000), "tsync": True, "boot": 1, "up": 1000 + i, "fw": "t"})
+            with transaction(db):
+                ratings.store(db, protocol.parse_rating(protocol.encode(msg))[0], devices.get(db, f"pj-{w}"),
+                              at + again + 1, OFFSET)
+    return db
+
+
+def both(db, f: ratings.Filter, by):
+    """The statistic from the summaries, and the same from the ratings."""
+    raw = ratings.Filter(**{**f.__dict__, "whole_days": False})
+    return ratings.stats(db, f, by), ratings.stats(db, raw, by)
+
+
+@pytest.mark.parametrize("by", [None, "window", "staff", "item"])
+def test_statistics_from_the_summaries_equal_those_from_the_ratings(db, by):
+    assert ratings.count(db) > 400  # the repeats are stored too
+    for f in (ratings.Filter(), ratings.Filter(window="W02"), ratings.Filter(level="dissatisfied"),
+              ratings.Filter(staff_id="SW011")):
+        summed, raw = both(db, f, by)
+        assert summed == raw and summed
+
+
+def test_day_bounds_and_trends_agree(db):
+    day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t + OFFSET))  # noqa: E731
+    since, until = day(time.time() - 40 * DAY), day(time.time() - 10 * DAY)
+    lo = time.mktime(time.strptime(since, "%Y-%m-%d")) - OFFSET - time.timezone
+    hi = time.mktime(time.strptime(until, "%Y-%m-%d")) - OFFSET - time.timezone + DAY
+    f = ratings.Filter(since=lo, until=hi, since_day=since, until_day=until)
+    summed, raw = both(db, f, "window")
+    assert summed == raw and sum(r["ratings"] for r in summed) > 0
+    for bucket in ("day", "week", "month"):
+        assert ratings.trend(db, f, bucket, OFFSET) == ratings.trend(db, ratings.Filter(
+            **{**f.__dict__, "whole_days": False}), bucket, OFFSET)
+
+
+def test_the_heat_map_reasons_and_rated_share_add_up(db):
+    counted = [r for r in ratings.by_id(db).values() if not r["repeat_of"] and r["forward_state"] != "held"]
+    cells = ratings.heatmap(db, None, None, None)
+    assert sum(c["ratings"] for c in cells) == len(counted)
+    assert sum(c["bad_reviews"] for c in cells) == sum(r["level"] in protocol.BAD_LEVELS for r in counted)
+    given = sum(len(r["reason"].split(",")) for r in counted if r["level"] in protocol.BAD_LEVELS)
+    assert sum(r["n"] for r in ratings.reasons(db, ratings.Filter())) == given
+    assert hall.rated_share(db, None, None, (None, None)) == hall.rated_share(db, None, None)
+
+
+def test_rebuilt_summaries_equal_the_ones_kept_at_ingest(db):
+    kept = {t: sorted(db.execute(f"select * from {t}").fetchall()) for t in
+            ("summary_day", "summary_item", "summary_hour", "summary_reason", "summary_cases")}
+    summaries.ensure(db, OFFSET + 3600)  # another zone: rebuilt
+    assert sorted(db.execute("select * from summary_hour").fetchall()) != kept["summary_hour"]
+    summaries.ensure(db, OFFSET)
+    for table, rows in kept.items():
+        assert sorted(db.execute(f"select * from {table}").fetchall()) == rows, table
