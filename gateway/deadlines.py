@@ -37,6 +37,7 @@ class Calendar:
     def __init__(self, holidays: set[date] = frozenset(), workdays: set[date] = frozenset()):  # type: ignore[assignment]
         self.holidays = set(holidays)
         self.workdays = set(workdays)
+        self._after: dict[tuple[date, int], date] = {}
 
     @classmethod
     def load(cls, home: Path | None = None) -> Calendar:
@@ -66,9 +67,18 @@ class Calendar:
         return d.weekday() < 5 and d not in self.holidays
 
     def after(self, start: date, n: int, working: bool = True) -> date:
-        """The nth (working) day after start."""
+        """The nth (working) day after start (kept: a console shows thousands of orders'
+        deadlines, which fall on a few hundred days)."""
         if not working:
             return start + timedelta(days=n)
+        key = (start, n)
+        if key not in self._after:
+            if len(self._after) > 100_000:
+                self._after.clear()
+            self._after[key] = self._count(start, n)
+        return self._after[key]
+
+    def _count(self, start: date, n: int) -> date:
         d = start
         while n > 0:
             d += timedelta(days=1)
@@ -132,11 +142,17 @@ class Clock:
         self.rules = rules
         self.calendar = calendar
         self.zone = ZoneInfo(tz)
+        self._due: dict[tuple[date, Deadline], float] = {}
 
     def due(self, opened_at: float, d: Deadline) -> float:
         day = datetime.fromtimestamp(opened_at, self.zone).date()
-        end = self.calendar.after(day, d.days, d.working) + timedelta(days=1)
-        return datetime(end.year, end.month, end.day, tzinfo=self.zone).timestamp()
+        key = (day, d)
+        if key not in self._due:  # orders opened on the same day share their deadlines
+            if len(self._due) > 100_000:
+                self._due.clear()
+            end = self.calendar.after(day, d.days, d.working) + timedelta(days=1)
+            self._due[key] = datetime(end.year, end.month, end.day, tzinfo=self.zone).timestamp()
+        return self._due[key]
 
     def timeline(self, o: dict, now: float) -> dict:
         """An order's deadlines and what they say at `now`. o: its row (opened_at,

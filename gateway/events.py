@@ -67,7 +67,8 @@ class Events:
 
     def publish(self, kind: str, data: dict) -> dict:
         with self._lock:
-            event = {"id": next(self._ids), "type": kind, "at": time.time(), **data}
+            # the event's own fields last: data cannot overwrite its ID (the stream's order)
+            event = {**data, "id": next(self._ids), "type": kind, "at": time.time()}
             self.recent.append(event)
             subs = list(self._subs)
         self.counts[kind] += 1

@@ -303,8 +303,8 @@ class Ingest:
                 order = row["work_order"]
                 actions.append(lambda: self.on_order(order))  # the alert, within a second of the press
             if self.on_event and not held:
-                seen = {k: row[k] for k in ("id", "dev", "window", "staff_id", "level", "case_no", "rated_at",
-                                            "repeat_of")}
+                seen = {"rating_id": row["id"], **{k: row[k] for k in ("dev", "window", "staff_id", "level",
+                                                                        "case_no", "rated_at", "repeat_of")}}
                 actions.append(lambda: self.on_event("rating", seen))
         return actions
 

@@ -14,6 +14,7 @@ class EventStream:
     def __init__(self, api_url: str, token: str, last_event_id: int | None = None):
         self.events: list[dict] = []  # each with "_arrived" (time.time())
         self.status: int | None = None
+        self.refusal = ""  # what the gateway said when it did not open the stream
         self._stop = threading.Event()
         self._ready = threading.Event()
         self.ended = threading.Event()  # the gateway ended the stream, or it was closed
@@ -31,6 +32,8 @@ class EventStream:
         try:
             with self._http.stream("GET", "/api/v1/events", headers=headers) as r:
                 self.status = r.status_code
+                if r.status_code != 200:
+                    self.refusal = r.read().decode("utf-8", "replace")[:500]
                 self._ready.set()
                 data = None
                 for line in r.iter_lines():

@@ -64,6 +64,8 @@ TABLE = [
     ("GET", "/metrics", None, D),
     ("GET", "/api/v1/hall/now", None, D),
     ("GET", "/api/v1/stats/trend", None, R),
+    ("GET", "/api/v1/stats/heatmap", None, R),
+    ("GET", "/api/v1/stats/reasons", None, R),
     ("POST", "/api/v1/events/ticket", None, R),
     ("POST", "/api/v1/logout", None, ALL),  # last: it revokes the token it is called with
 ]

@@ -214,6 +214,8 @@ def test_a_reconnecting_console_gets_what_it_missed_and_nothing_twice(hall):
     finally:
         again.close()
     assert len(got) == 1 and all(e["id"] > a["id"] for e in again.events)
+    rated = [e for e in again.of("rating") if e["rating_id"] == missed["id"]]  # the press itself, for the hall page
+    assert len(rated) == 1 and rated[0]["window"] == "W01" and rated[0]["level"] == "very_dissatisfied"
     tech = account(hall, "tech1", "technician")
     assert tech.get("/api/v1/events").status_code == 403  # technicians see devices, not reviews
 

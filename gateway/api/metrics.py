@@ -45,8 +45,9 @@ class _Hall:
             yield _gauge("pingjia_event_streams", "Open event streams (consoles)", g.events.subscribers())
 
     def _stored(self, db, cfg):
-        c = CounterMetricFamily("pingjia_ratings", "Ratings stored, by level", labels=["level"])
-        for r in rows(db, "select level, count(*) n from ratings group by level"):
+        c = CounterMetricFamily("pingjia_ratings", "Ratings counted in the statistics (not repeats, not held), "
+                                "by level", labels=["level"])
+        for r in rows(db, "select level, sum(n) n from summary_month group by level"):
             c.add_metric([r["level"]], r["n"])
         yield c
         states = GaugeMetricFamily("pingjia_ratings_by_forward_state", "Ratings by forwarding state",

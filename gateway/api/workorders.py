@@ -70,20 +70,21 @@ def _view(o: dict, wf: WorkOrders, tz: str, now: float) -> dict:
     return v
 
 
-@router.get("/work-orders", summary="Work orders, oldest first, with their deadlines and cards",
+@router.get("/work-orders", summary="Work orders, oldest first (or newest), with their deadlines and cards",
             dependencies=readers)
 def list_orders(d=Depends(deps.db), cfg=Depends(deps.cfg), wf=Depends(workflow), state: State | None = None,
                 window: str | None = Query(None, max_length=32), staff_id: str | None = Query(None, max_length=32),
                 since: deps.Since = None, until: deps.Until = None,
                 card: Literal["warning", "red"] | None = Query(None, description="only orders showing this card"),
+                newest_first: bool = Query(False, description="the newest first (a console's list)"),
                 limit: int = Query(100, ge=1, le=1000), offset: int = Query(0, ge=0, le=10**9)):
     now = time.time()
     s, u = deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True)
     if card is None:
-        found = workorders.listed(d, state, window, staff_id, s, u, limit, offset)
+        found = workorders.listed(d, state, window, staff_id, s, u, limit, offset, newest_first=newest_first)
         return [_view(o, wf, cfg.timezone, now) for o in found]
     # a card is a matter of now, not of a column: select in Python among the unfinished (few)
-    found = [o for o in workorders.listed(d, state, window, staff_id, s, u, unfinished=True)
+    found = [o for o in workorders.listed(d, state, window, staff_id, s, u, unfinished=True, newest_first=newest_first)
              if wf.view(o, now)["card"] == card]
     return [_view(o, wf, cfg.timezone, now) for o in found[offset:offset + limit]]
 

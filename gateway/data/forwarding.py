@@ -76,9 +76,22 @@ def backlog(db) -> dict:
     return {**pending, "errors": errors, "states": states(db)}
 
 
+STATES = ("pending", "dead", "held", "repeat")  # all but 'forwarded', which is the rest
+
+
 def states(db) -> dict[str, int]:
-    return {r["forward_state"]: r["n"] for r in
-            rows(db, "select forward_state, count(*) n from ratings group by forward_state")}
+    """Ratings per forwarding state. Counting 10 million forwarded ones would read the
+    whole index: the others are counted on it, and forwarded is what remains of the total."""
+    out = {s: db.conn.execute("select count(*) from ratings where forward_state = ?", [s]).fetchone()[0]
+           for s in STATES}
+    out["forwarded"] = total(db) - sum(out.values())
+    return {s: n for s, n in out.items() if n}
+
+
+def total(db) -> int:
+    """How many ratings are stored. Ratings are evidence and never deleted, so the largest
+    rowid is their number: read at once, where count(*) reads every row."""
+    return db.conn.execute("select coalesce(max(rowid), 0) from ratings").fetchone()[0]
 
 
 def dead_letters(db, limit: int) -> list[dict]:

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from .. import rules
 from ..errors import Conflict, NotFound
 from ..protocol import BAD_LEVELS, LEVELS, Rating
-from . import hall, one, rows, summaries, transaction, where, workorders
+from . import forwarding, hall, one, rows, summaries, transaction, where, workorders
 
 
 def store(db, r: Rating, d: dict, received_at: float, offset_s: int) -> tuple[str, dict]:
@@ -149,6 +149,21 @@ def _blank_to_none(out: list[dict]) -> list[dict]:
     return out
 
 
+def _summed(f: Filter, cols: str, day_table: str, month_table: str, level: bool = True,
+            month_as: str = "month") -> tuple[str, list]:
+    """The selection's rows of a summary, whole months from its month table and the
+    days at the ends from its day table, as one subquery (summaries.spans). In the month
+    parts the month column is named `month_as` for the outer query."""
+    parts, args = [], []
+    for grain, col, lo, hi in summaries.spans(f.since_day, f.until_day):
+        sql, a = where(("window = ?", f.window), ("staff_id = ?", f.staff_id),
+                       ("level = ?", f.level if level else None), (f"{col} >= ?", lo), (f"{col} <= ?", hi))
+        table, when = (day_table, "day") if grain == "day" else (month_table, f"month {month_as}")
+        parts.append(f"select {when}, {cols} from {table}{sql}")
+        args += a
+    return "(" + " union all ".join(parts) + ")", args
+
+
 def stats(db, f: Filter, by: str | None) -> dict | list[dict]:
     """Count, mean score, satisfaction rate and bad reviews, overall or per window, staff
     member or item: from the summaries when they hold the selection (per item, whole
@@ -163,13 +178,13 @@ def stats(db, f: Filter, by: str | None) -> dict | list[dict]:
             return _blank_to_none(rows(db, f"select {_BY['item'][1]}, {_SUMMED} from summary_item{sql} "
                                            f"group by item_code order by item_code", args))
     elif f.summarised():
-        sql, args = f.summary_sql()
+        src, args = _summed(f, "window, staff_id, staff_name, level, n", "summary_day", "summary_month")
         if by is None:
-            return rows(db, f"select {_SUMMED} from summary_day{sql}", args)[0]
+            return rows(db, f"select {_SUMMED} from {src}", args)[0]
         key, pick = _BY[by]
         first = key.split(",")[0]
-        return _blank_to_none(rows(db, f"select {pick}, {_SUMMED} from summary_day{sql} group by {first} "
-                                       f"order by {first}", args))
+        return _blank_to_none(rows(db, f"select {pick}, {_SUMMED} from {src} group by {first} order by {first}",
+                                   args))
     sql, args = f.sql()
     if by is None:
         return rows(db, f"select {_RAW} from ratings{sql}", args)[0]
@@ -189,11 +204,16 @@ BUCKETS = {"day": "%Y-%m-%d", "week": "%Y-W%W", "month": "%Y-%m"}
 
 
 def trend(db, f: Filter, bucket: str, utc_offset_s: int) -> list[dict]:
-    """The same figures per day, week or month of the hall's time."""
+    """The same figures per day, week or month of the hall's time (per month from the
+    month summaries, so that years of them are quick)."""
     if f.summarised():
-        sql, args = f.summary_sql()
-        return rows(db, f"select strftime('{BUCKETS[bucket]}', day) bucket, {_SUMMED} from summary_day{sql} "
-                        f"group by bucket order by bucket", args)
+        if bucket == "month":
+            src, args = _summed(f, "level, n", "summary_day", "summary_month", month_as="day")
+            key = "substr(day, 1, 7)"
+        else:
+            sql, args = f.summary_sql()
+            src, key = f"summary_day{sql}", f"strftime('{BUCKETS[bucket]}', day)"
+        return rows(db, f"select {key} bucket, {_SUMMED} from {src} group by bucket order by bucket", args)
     sql, args = f.sql()
     key = f"strftime('{BUCKETS[bucket]}', rated_at + {int(utc_offset_s)}, 'unixepoch')"
     return rows(db, f"select {key} bucket, {_RAW} from ratings{sql} group by bucket order by bucket", args)
@@ -201,20 +221,20 @@ def trend(db, f: Filter, bucket: str, utc_offset_s: int) -> list[dict]:
 
 def heatmap(db, window: str | None, since_month: str | None, until_month: str | None) -> list[dict]:
     """Ratings and bad reviews by weekday (0 = Monday) and hour, over whole months."""
-    sql, args = where(("window = ?", window), ("month >= ?", since_month), ("month <= ?", until_month))
+    sql, args = where(("window = ?", window or summaries.HALL), ("month >= ?", since_month),
+                      ("month <= ?", until_month))
     return rows(db, f"select weekday, hour, sum(n) ratings, sum(bad) bad_reviews from summary_hour{sql} "
                     f"group by weekday, hour order by weekday, hour", args)
 
 
 def reasons(db, f: Filter) -> list[dict]:
     """How often each reason was given in a bad review (a review may give several)."""
-    sql, args = where(("window = ?", f.window), ("staff_id = ?", f.staff_id), ("day >= ?", f.since_day),
-                      ("day <= ?", f.until_day))
-    return rows(db, f"select reason, sum(n) n from summary_reason{sql} group by reason order by n desc", args)
+    src, args = _summed(f, "window, staff_id, reason, n", "summary_reason", "summary_reason_month", level=False)
+    return rows(db, f"select reason, sum(n) n from {src} group by reason order by n desc", args)
 
 
 def count(db) -> int:
-    return db.conn.execute("select count(*) from ratings").fetchone()[0]
+    return forwarding.total(db)
 
 
 def by_id(db) -> dict[str, dict]:

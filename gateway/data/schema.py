@@ -110,10 +110,13 @@ def _outbox_rises(db: sqlite_utils.Database) -> None:
 
 def _summaries(db: sqlite_utils.Database) -> None:
     """Version 5: the statistics' summaries, kept current at ingest (summaries.py); the
-    gateway fills them from the stored ratings at its next start."""
+    gateway fills them from the stored ratings at its next start. And the work orders
+    newest first, as a console lists them."""
     from . import summaries  # here: the data package imports this module first
 
     summaries.create(db)
+    db.execute("create index work_orders_opened on work_orders (opened_at)")
+    db.execute("create index work_orders_window on work_orders (window, opened_at)")
 
 
 # schema version N is MIGRATIONS[:N]; append, never edit

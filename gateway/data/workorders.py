@@ -75,18 +75,23 @@ def step(db, oid: int, name: str, actor: str, at: float, note: str | None = None
 
 
 def listed(db, state: str | None, window: str | None, staff_id: str | None, since: float | None,
-           until: float | None, limit: int | None = None, offset: int = 0, unfinished: bool = False) -> list[dict]:
+           until: float | None, limit: int | None = None, offset: int = 0, unfinished: bool = False,
+           newest_first: bool = False) -> list[dict]:
     sql, args = where(("state = ?", state), ("window = ?", window), ("staff_id = ?", staff_id),
                       ("opened_at >= ?", since), ("opened_at < ?", until))
     if unfinished:
-        sql += (" and " if sql else " where ") + "state not in ('closed', 'invalid')"
+        sql += (" and " if sql else " where ") + OPEN
     page = " limit ? offset ?" if limit is not None else ""
-    return rows(db, f"select * from work_orders{sql} order by opened_at, id{page}",
+    order = "opened_at desc, id desc" if newest_first else "opened_at, id"
+    return rows(db, f"select * from work_orders{sql} order by {order}{page}",
                 [*args, *([limit, offset] if limit is not None else [])])
 
 
+OPEN = "state in ('open', 'accepted', 'contacted', 'rectifying')"  # so written, the state index is used
+
+
 def unfinished(db) -> list[dict]:
-    return rows(db, "select * from work_orders where state not in ('closed', 'invalid') order by opened_at")
+    return rows(db, f"select * from work_orders where {OPEN} order by opened_at")
 
 
 def mark_alerted(db, oid: int, what: str) -> None:

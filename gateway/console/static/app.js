@@ -119,7 +119,7 @@ document.addEventListener("alpine:init", () => {
 
     async loadOrders() {
       const q = this.orderState ? "&state=" + this.orderState : "";
-      this.orders = (await this.api("GET", "/api/v1/work-orders?limit=1000" + q)).reverse();
+      this.orders = await this.api("GET", "/api/v1/work-orders?limit=200&newest_first=true" + q);
       this.summary = await this.api("GET", "/api/v1/work-orders/summary");
     },
 
@@ -151,6 +151,12 @@ document.addEventListener("alpine:init", () => {
     },
 
     async loadStats() {
+      if (!this.range.until) {  // as the page opens: the last 30 days
+        this.range.until = this.today();
+        const d = new Date(this.range.until + "T00:00:00Z");
+        d.setUTCDate(d.getUTCDate() - 30);
+        this.range.since = d.toISOString().slice(0, 10);
+      }
       const q = this.query(), and = q ? "&" + q.slice(1) : "";
       const months = new URLSearchParams();
       if (this.range.since) months.set("since", this.range.since.slice(0, 7));
@@ -158,7 +164,7 @@ document.addEventListener("alpine:init", () => {
       if (this.range.window) months.set("window", this.range.window);
       const [stats, byWindow, byStaff, byItem, trend, heat, reasons, share] = await Promise.all([
         this.api("GET", "/api/v1/stats" + q), this.api("GET", "/api/v1/stats?by=window" + and),
-        this.api("GET", "/api/v1/stats?by=staff" + and), this.api("GET", "/api/v1/stats?by=item" + and),
+        this.api("GET", "/api/v1/stats?by=staff" + and), this.api("GET", "/api/v1/stats?by=item&" + this.wholeMonths()),
         this.api("GET", `/api/v1/stats/trend?bucket=${this.range.bucket}` + and),
         this.api("GET", "/api/v1/stats/heatmap?" + months), this.api("GET", "/api/v1/stats/reasons" + q),
         this.api("GET", "/api/v1/cases/rated-share" + (this.range.since || this.range.until ? "?" + new URLSearchParams(
@@ -172,6 +178,18 @@ document.addEventListener("alpine:init", () => {
       chart("reasons", {title: {text: "差评原因", textStyle: {fontSize: 14}}, tooltip: {},
                         xAxis: {type: "value"}, yAxis: {type: "category", data: reasons.map((r) => r.name)},
                         series: [{type: "bar", data: reasons.map((r) => r.n)}]});
+    },
+
+    wholeMonths() {
+      // items are kept per month: their table covers the whole months of the range
+      const q = new URLSearchParams();
+      if (this.range.since) q.set("since", this.range.since.slice(0, 8) + "01");
+      if (this.range.until) {
+        const [y, m] = this.range.until.split("-").map(Number);
+        q.set("until", new Date(Date.UTC(y, m, 0)).toISOString().slice(0, 10));
+      }
+      if (this.range.window) q.set("window", this.range.window);
+      return q.toString();
     },
 
     shareOf(window) {

@@ -61,17 +61,30 @@ def test_statistics_from_the_summaries_equal_those_from_the_ratings(db, by):
         assert summed == raw and summed
 
 
-def test_day_bounds_and_trends_agree(db):
+def _days(since: str, until: str) -> ratings.Filter:
+    """A selection of hall days, with its bounds in Unix time too (the ratings' path)."""
+    def epoch(d):
+        return time.mktime(time.strptime(d, "%Y-%m-%d")) - time.timezone - OFFSET
+    return ratings.Filter(since=epoch(since), until=epoch(until) + DAY, since_day=since, until_day=until)
+
+
+def test_any_span_of_days_agrees_whole_months_and_ragged_ends_alike(db):
     day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t + OFFSET))  # noqa: E731
-    since, until = day(time.time() - 40 * DAY), day(time.time() - 10 * DAY)
-    lo = time.mktime(time.strptime(since, "%Y-%m-%d")) - OFFSET - time.timezone
-    hi = time.mktime(time.strptime(until, "%Y-%m-%d")) - OFFSET - time.timezone + DAY
-    f = ratings.Filter(since=lo, until=hi, since_day=since, until_day=until)
-    summed, raw = both(db, f, "window")
-    assert summed == raw and sum(r["ratings"] for r in summed) > 0
-    for bucket in ("day", "week", "month"):
-        assert ratings.trend(db, f, bucket, OFFSET) == ratings.trend(db, ratings.Filter(
-            **{**f.__dict__, "whole_days": False}), bucket, OFFSET)
+    now = time.time()
+    month = day(now - 40 * DAY)[:8] + "01"  # a first of the month inside the data
+    spans = [(day(now - 40 * DAY), day(now - 10 * DAY)), (day(now - 65 * DAY), day(now)),
+             (month, day(now)), (day(now - 3 * DAY), day(now - 2 * DAY))]
+    for since, until in spans:
+        f = _days(since, until)
+        for by in (None, "window", "staff"):
+            summed, raw = both(db, f, by)
+            assert summed == raw, (since, until, by)
+        for bucket in ("day", "week", "month"):
+            assert ratings.trend(db, f, bucket, OFFSET) == ratings.trend(db, ratings.Filter(
+                **{**f.__dict__, "whole_days": False}), bucket, OFFSET), (since, until, bucket)
+        counted = [r for r in ratings.each(db, ratings.Filter(**{**f.__dict__, "whole_days": False}))
+                   if r["level"] in protocol.BAD_LEVELS]
+        assert sum(r["n"] for r in ratings.reasons(db, f)) == sum(len(r["reason"].split(",")) for r in counted)
 
 
 def test_the_heat_map_reasons_and_rated_share_add_up(db):
@@ -85,8 +98,7 @@ def test_the_heat_map_reasons_and_rated_share_add_up(db):
 
 
 def test_rebuilt_summaries_equal_the_ones_kept_at_ingest(db):
-    kept = {t: sorted(db.execute(f"select * from {t}").fetchall()) for t in
-            ("summary_day", "summary_item", "summary_hour", "summary_reason", "summary_cases")}
+    kept = {t: sorted(db.execute(f"select * from {t}").fetchall()) for t in summaries.TABLES}
     summaries.ensure(db, OFFSET + 3600)  # another zone: rebuilt
     assert sorted(db.execute("select * from summary_hour").fetchall()) != kept["summary_hour"]
     summaries.ensure(db, OFFSET)
