@@ -183,3 +183,20 @@ def test_prometheus_reads_the_hall_with_a_technicians_token(hall):
     assert got[("pingjia_work_orders", (("state", "closed"),))] >= 1
     assert got[("pingjia_broker_connected", ())] == 1 and ("pingjia_forward_backlog", ()) in got
     assert any(k[0] == "pingjia_ingest_messages_total" and k[1] == (("outcome", "stored"),) for k in got)
+
+
+def test_bench_console_times_every_page_and_a_press_to_the_screen(tmp_path):
+    """The short version of `pingjia bench console` (10 million ratings by default)."""
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "gateway", "bench", "console", "--ratings", "20000", "--repeats", "3",
+                        "--presses", "2", "--home", str(tmp_path / "bench")], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    result = json.loads(r.stdout.splitlines()[-1])
+    assert result["ratings"] == 20000 + 2 and result["presses"] == 2
+    assert set(result["page_p95_ms"]) >= {"hall", "reviews", "stats", "stats_all", "report", "devices", "forwarder",
+                                          "rejections", "audit"}
+    assert all(ms > 0 for ms in result["page_p95_ms"].values()) and result["press_to_screen_p99_ms"] > 0
