@@ -59,6 +59,21 @@ class WorkOrders:
         self.events.publish("work_order", {"work_order": order["id"], "step": step, "state": order["state"],
                                            "window": order["window"], "actor": actor})
 
+    def cards(self, orders: list[dict], now: float) -> dict[str, int]:
+        """How many of these orders show a warning, a red card, an escalation. Orders of
+        the same day, kind and progress have the same timeline: each is worked out once."""
+        seen: dict[tuple, dict] = {}
+        out = {"warning": 0, "red": 0, "escalated": 0}
+        for o in orders:
+            key = (o["opened_at"] // 3600, o["reason"], o["complex"], o["state"], o["contacted_at"] is None)
+            if key not in seen:
+                seen[key] = self.clock.timeline(o, now)
+            t = seen[key]
+            if t["card"]:
+                out[t["card"]] += 1
+            out["escalated"] += t["escalation"] is not None
+        return out
+
     def view(self, o: dict, now: float | None = None) -> dict:
         """An order with its deadlines and card as of now."""
         return {**o, **self.clock.timeline(o, time.time() if now is None else now)}

@@ -5,6 +5,7 @@ screenshot of every page is kept in build/console/ (look at them)."""
 
 import csv
 import io
+import json
 import time
 from pathlib import Path
 
@@ -147,6 +148,33 @@ def test_role_limits_hold_in_the_pages(hall, browser):
     expect(other.locator("aside.order form")).to_have_count(0)
     assert "work_orders:act" in other.evaluate("() => Alpine.$data(document.body).me.permissions")
     assert tech.errors == [] and other.errors == []
+
+
+def test_a_technician_registers_moves_and_retires_a_device_on_the_page(hall, browser):
+    tech = open_console(hall, browser, "zhao.min")
+    tech.click("nav a[data-page=devices]")
+    tech.fill(".add-device input[name=dev]", "pj-0901")
+    tech.fill(".add-device input[name=window]", "W09")
+    tech.click(".add-device button")
+    expect(tech.locator(".credentials")).to_contain_text("pj-0901 的配置只显示这一次")
+    assert "key" not in tech.locator("main").inner_text()  # the secret is saved, never shown
+    with tech.expect_download() as d:
+        tech.click("text=下载 config.json")
+    config = json.loads(Path(d.value.path()).read_text())
+    assert config["dev"] == "pj-0901" and len(config["key"]) == 64 and config["ca"]
+    tech.click(".credentials button")
+    row = tech.locator("tr[data-dev=pj-0901]")
+    expect(row).to_contain_text("待接入")
+    tech.once("dialog", lambda dialog: dialog.accept("W10"))
+    row.locator("text=调整窗口").click()
+    expect(row).to_contain_text("W10")
+    tech.once("dialog", lambda dialog: dialog.accept())
+    row.locator("text=停用").click()
+    expect(row).to_contain_text("已停用")
+    shot(tech, "devices-technician")
+    log = [e["action"] for e in hall.api.get("/api/v1/audit", params={"actor": "zhao.min"}).json()]
+    assert log[:3] == ["device.retire", "device.move", "device.add"]
+    assert tech.errors == []
 
 
 def test_the_csv_export_opens_with_the_right_rows(hall, browser):

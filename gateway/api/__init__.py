@@ -9,6 +9,8 @@ their status codes here and nowhere else; anything else is a bug, logged, and a 
 
 from __future__ import annotations
 
+import queue
+
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -36,6 +38,7 @@ def create_app(cfg: Config, gateway=None, local_token: str | None = None) -> Fas
     app.state.cfg = cfg
     app.state.gateway = gateway
     app.state.auth = Authenticator(cfg, local_token)
+    app.state.db_pool = queue.SimpleQueue()  # deps.db
     # without a running gateway, deadlines are still computed; alerts go nowhere
     app.state.work_orders = gateway.work_orders if gateway is not None else WorkOrders(cfg, Events(cfg))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import re
 from datetime import date, datetime
 from typing import Annotated
@@ -27,11 +28,19 @@ def gateway(request: Request):
 
 
 def db(request: Request):
-    d = open_db(request.app.state.cfg.db_path)
+    """A connection of the API's pool: opening one per request (its checks and pragmas)
+    cost more than most pages' queries. A connection is in one request at a time."""
+    pool: queue.SimpleQueue = request.app.state.db_pool
+    try:
+        d = pool.get_nowait()
+    except queue.Empty:
+        d = open_db(request.app.state.cfg.db_path)
     try:
         yield d
     finally:
-        d.conn.close()
+        if d.conn.in_transaction:  # a request that failed inside one: nothing of it is kept
+            d.conn.rollback()
+        pool.put(d)
 
 
 def authenticator(request: Request):

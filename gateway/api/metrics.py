@@ -76,11 +76,11 @@ class _Hall:
         for state, n in workorders.rectification(db, None, None)["states"].items():
             w.add_metric([state], n)
         yield w
-        views = [self.app.state.work_orders.view(o, now) for o in workorders.unfinished(db)]
+        counted = self.app.state.work_orders.cards(workorders.unfinished(db), now)
         cards = GaugeMetricFamily("pingjia_work_orders_cards", "Unfinished work orders showing a card",
                                   labels=["card"])
         for card in ("warning", "red"):
-            cards.add_metric([card], sum(v["card"] == card for v in views))
+            cards.add_metric([card], counted[card])
         yield cards
 
 

@@ -96,9 +96,8 @@ def summary(d=Depends(deps.db), cfg=Depends(deps.cfg), wf=Depends(workflow), sin
     now = time.time()
     out = workorders.rectification(d, deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True),
                                    window)
-    views = [wf.view(o, now) for o in workorders.unfinished(d) if window is None or o["window"] == window]
-    out.update(warning=sum(v["card"] == "warning" for v in views), red=sum(v["card"] == "red" for v in views),
-               escalated=sum(v["escalation"] is not None for v in views),
+    cards = wf.cards(workorders.unfinished(d, window), now)
+    out.update(warning=cards["warning"], red=cards["red"], escalated=cards["escalated"],
                rules={"name": wf.clock.rules.name, "title": wf.clock.rules.title},
                calendar_error=wf.calendar_error)
     return out

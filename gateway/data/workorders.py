@@ -90,8 +90,10 @@ def listed(db, state: str | None, window: str | None, staff_id: str | None, sinc
 OPEN = "state in ('open', 'accepted', 'contacted', 'rectifying')"  # so written, the state index is used
 
 
-def unfinished(db) -> list[dict]:
-    return rows(db, f"select * from work_orders where {OPEN} order by opened_at")
+def unfinished(db, window: str | None = None) -> list[dict]:
+    sql, args = where(("window = ?", window))
+    return rows(db, f"select * from work_orders where {OPEN}{sql.replace(' where ', ' and ')} order by opened_at",
+                args)
 
 
 def mark_alerted(db, oid: int, what: str) -> None:

@@ -35,7 +35,8 @@ document.addEventListener("alpine:init", () => {
     page: "hall", hall: null, orders: [], order: null, summary: null, orderState: "", states: Object.keys(STATES),
     stepForm: {step: "", kind: "mistaken", note: ""}, stats: null, byWindow: [], forwarder: null,
     byStaff: [], byItem: [], share: null, windowNames: [], report: null,
-    range: {since: "", until: "", window: "", bucket: "day"}, devices: [],
+    range: {since: "", until: "", window: "", bucket: "day"}, devices: [], dead: [], credentials: null,
+    deviceForm: {dev: "", window: ""},
     rejections: null, audit: [], alerts: [], flashes: {}, lastPress: {}, sound: localStorage.getItem("pingjia.sound") !== "off",
     stream: null, lastEventId: null, refreshTimer: null,
 
@@ -112,8 +113,11 @@ document.addEventListener("alpine:init", () => {
       if (page === "reviews") await this.loadOrders();
       if (page === "stats") await this.loadStats();
       if (page === "devices") this.devices = await this.api("GET", "/api/v1/devices");
-      if (page === "forwarder") this.forwarder = await this.api("GET", "/api/v1/forwarder");
-      if (page === "rejections") this.rejections = await this.api("GET", "/api/v1/rejections");
+      if (page === "forwarder") {
+        this.forwarder = await this.api("GET", "/api/v1/forwarder");
+        this.dead = await this.api("GET", "/api/v1/forwarder/dead");
+      }
+      if (page === "rejections") this.rejections = await this.api("GET", "/api/v1/rejections?limit=100");
       if (page === "audit") this.audit = await this.api("GET", "/api/v1/audit");
     },
 
@@ -179,6 +183,56 @@ document.addEventListener("alpine:init", () => {
                         xAxis: {type: "value"}, yAxis: {type: "category", data: reasons.map((r) => r.name)},
                         series: [{type: "bar", data: reasons.map((r) => r.n)}]});
     },
+
+    // -- devices and forwarding: the technicians' and admins' actions ---------------------
+    async addDevice() {
+      try {
+        this.credentials = await this.api("POST", "/api/v1/devices", this.deviceForm);
+        this.deviceForm = {dev: "", window: ""};
+        this.devices = await this.api("GET", "/api/v1/devices");
+      } catch (e) { this.error = e.message; }
+    },
+
+    saveConfig() {
+      // what goes onto the device's flash, shown this once: saved, never displayed
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([JSON.stringify(this.credentials)], {type: "application/json"}));
+      a.download = this.credentials.dev + "-config.json";
+      a.click();
+    },
+
+    async moveDevice(d) {
+      const window = prompt(`${d.dev} 调整到哪个窗口？`, d.window);
+      if (!window || window === d.window) return;
+      await this.deviceAction(d, "window", {window});
+    },
+
+    async rotateDevice(d) {
+      if (!confirm(`更换 ${d.dev} 的密钥和密码？设备需重新配置后才能连接。`)) return;
+      await this.deviceAction(d, "rotate", {grace_hours: 168}, true);
+    },
+
+    async retireDevice(d) {
+      if (!confirm(`停用 ${d.dev}？它将立即无法连接。`)) return;
+      await this.deviceAction(d, "retire");
+    },
+
+    async deviceAction(d, what, body, shows) {
+      try {
+        const out = await this.api("POST", `/api/v1/devices/${encodeURIComponent(d.dev)}/${what}`, body);
+        if (shows) this.credentials = out;
+        this.devices = await this.api("GET", "/api/v1/devices");
+      } catch (e) { this.error = e.message; }
+    },
+
+    async requeue() {
+      try {
+        await this.api("POST", "/api/v1/forwarder/requeue", {});
+        await this.load("forwarder");
+      } catch (e) { this.error = e.message; }
+    },
+
+    deviceState: (s) => ({provisioned: "待接入", active: "使用中", retired: "已停用"})[s] || s,
 
     wholeMonths() {
       // items are kept per month: their table covers the whole months of the range
