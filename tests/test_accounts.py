@@ -77,7 +77,6 @@ def hall(tmp_path_factory):
     h = Hall(tmp_path_factory.mktemp("acc") / "hall", devices=0, hall="acc")
     h.cfg.api_token = "the-single-token-of-the-release-before"  # a hall upgraded from it
     h.start()
-    h.api = httpx.Client(base_url=h.cfg.api_url, headers={"Authorization": f"Bearer {h.token}"}, timeout=10)
     try:
         yield h
     finally:

@@ -21,7 +21,6 @@ def start(tmp_path, profile="national", faults=(), settings=None, secret=None):
     if settings is not None:
         h.cfg.platform_settings = settings
     h.start()
-    h.api = httpx.Client(base_url=h.cfg.api_url, headers={"Authorization": f"Bearer {h.token}"}, timeout=10)
     r = h.api.post("/api/v1/devices", json={"dev": "pj-0001", "window": "W01"})
     h.device = ProtocolDevice(r.json(), h.cfg.broker_host, h.cfg.broker_port)
     h.business.sign_in("W01", "S1001", "张伟")

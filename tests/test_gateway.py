@@ -6,7 +6,6 @@ import io
 import json
 import time
 
-import httpx
 import openpyxl
 import pytest
 
@@ -20,7 +19,6 @@ def gw(tmp_path):
     h = Hall(tmp_path / "hall", devices=0, hall="gw")
     h.cfg.heartbeat_s = 1  # so that "stale" (3 missed heartbeats) comes within a test
     h.start()
-    h.api = httpx.Client(base_url=h.cfg.api_url, headers={"Authorization": f"Bearer {h.token}"}, timeout=10)
     try:
         yield h
     finally:

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -31,8 +30,6 @@ DAY_MS = 86_400_000
 def hall(tmp_path_factory):
     h = Hall(tmp_path_factory.mktemp("hostile") / "hall", devices=3, hall="hx", seed=3)
     h.start()
-    h.api = httpx.Client(base_url=h.cfg.api_url, headers={"Authorization": f"Bearer {h.token}"},
-                         timeout=10)
     try:
         yield h
     finally:

@@ -66,7 +66,6 @@ def hall(tmp_path_factory, hook):
     h = Hall(tmp_path_factory.mktemp("wo") / "hall", devices=2, hall="wo", seed=4)
     h.cfg.alert_webhook_url = f"http://127.0.0.1:{hook.port}/pingjia"
     h.start()
-    h.api = httpx.Client(base_url=h.cfg.api_url, headers={"Authorization": f"Bearer {h.token}"}, timeout=10)
     try:
         yield h
     finally:

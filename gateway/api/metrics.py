@@ -31,11 +31,8 @@ class _Hall:
         finally:
             db.conn.close()
         if g is not None:
-            c = CounterMetricFamily("pingjia_ingest_messages", "Messages handled since the gateway started, by outcome",
-                                    labels=["outcome"])
-            for outcome, n in sorted(g.ingest.counts.items()):
-                c.add_metric([outcome], n)
-            yield c
+            yield _by(CounterMetricFamily, "pingjia_ingest_messages", "Messages handled since the gateway started, "
+                      "by outcome", "outcome", sorted(g.ingest.counts.items()))
             yield _gauge("pingjia_ingest_queue", "Messages waiting for the ingest's writer", g.ingest.backlog())
             yield _gauge("pingjia_broker_connected", "1 while the gateway is connected to the broker",
                          int(g.ingest.connected.is_set()))
@@ -45,43 +42,35 @@ class _Hall:
             yield _gauge("pingjia_event_streams", "Open event streams (consoles)", g.events.subscribers())
 
     def _stored(self, db, cfg):
-        c = CounterMetricFamily("pingjia_ratings", "Ratings counted in the statistics (not repeats, not held), "
-                                "by level", labels=["level"])
-        for r in rows(db, "select level, sum(n) n from summary_month group by level"):
-            c.add_metric([r["level"]], r["n"])
-        yield c
-        states = GaugeMetricFamily("pingjia_ratings_by_forward_state", "Ratings by forwarding state",
-                                   labels=["state"])
-        for state, n in sorted(forwarding.states(db).items()):
-            states.add_metric([state], n)
-        yield states
+        yield _by(CounterMetricFamily, "pingjia_ratings", "Ratings counted in the statistics (not repeats, not held), "
+                  "by level", "level", [(r["level"], r["n"]) for r in
+                                        rows(db, "select level, sum(n) n from summary_month group by level")])
+        yield _by(GaugeMetricFamily, "pingjia_ratings_by_forward_state", "Ratings by forwarding state", "state",
+                  sorted(forwarding.states(db).items()))
         b = forwarding.backlog(db)
         yield _gauge("pingjia_forward_backlog", "Ratings waiting to be forwarded", b["n"])
         yield _gauge("pingjia_forward_oldest_age_seconds", "Age of the oldest rating waiting to be forwarded",
                      time.time() - b["oldest"] if b["oldest"] else 0)
         now = time.time()
-        d = GaugeMetricFamily("pingjia_devices", "Devices not retired: online, offline, stale (no heartbeat "
-                              "for 3 intervals)", labels=["status"])
         counts = rows(db, "select sum(online = 1) online, sum(online = 0) offline, sum(coalesce(health_at, 0) < ?) "
                           "stale from devices where state != 'retired'", [now - 3 * cfg.heartbeat_s])[0]
-        for status in ("online", "offline", "stale"):
-            d.add_metric([status], counts[status] or 0)
-        yield d
-        refused = CounterMetricFamily("pingjia_rejections", "Refused messages since the store began, by reason",
-                                      labels=["reason"])
-        for reason, n in sorted(rejections.counts(db).items()):
-            refused.add_metric([reason], n)
-        yield refused
-        w = GaugeMetricFamily("pingjia_work_orders", "Work orders by state", labels=["state"])
-        for state, n in workorders.rectification(db, None, None)["states"].items():
-            w.add_metric([state], n)
-        yield w
+        yield _by(GaugeMetricFamily, "pingjia_devices", "Devices not retired: online, offline, stale (no heartbeat "
+                  "for 3 intervals)", "status", [(s, counts[s] or 0) for s in ("online", "offline", "stale")])
+        yield _by(CounterMetricFamily, "pingjia_rejections", "Refused messages since the store began, by reason",
+                  "reason", sorted(rejections.counts(db).items()))
+        yield _by(GaugeMetricFamily, "pingjia_work_orders", "Work orders by state", "state",
+                  workorders.rectification(db, None, None)["states"].items())
         counted = self.app.state.work_orders.cards(workorders.unfinished(db), now)
-        cards = GaugeMetricFamily("pingjia_work_orders_cards", "Unfinished work orders showing a card",
-                                  labels=["card"])
-        for card in ("warning", "red"):
-            cards.add_metric([card], counted[card])
-        yield cards
+        yield _by(GaugeMetricFamily, "pingjia_work_orders_cards", "Unfinished work orders showing a card", "card",
+                  [(card, counted[card]) for card in ("warning", "red")])
+
+
+def _by(family, name: str, doc: str, label: str, values):
+    """A metric with one label, a sample for each (label value, number)."""
+    m = family(name, doc, labels=[label])
+    for key, n in values:
+        m.add_metric([key], n)
+    return m
 
 
 def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
-from datetime import datetime
 from typing import Annotated, Literal, get_args
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import Response, StreamingResponse
@@ -153,8 +151,7 @@ def reasons(f: ratings.Filter = Depends(selection), d=Depends(deps.db)):
 @router.get("/stats/trend", summary="The same figures per day, week or month", dependencies=readers)
 def trend(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg=Depends(deps.cfg),
           bucket: Literal["day", "week", "month"] = "day"):
-    offset = datetime.now(ZoneInfo(cfg.timezone)).utcoffset()
-    return ratings.trend(d, f, bucket, int(offset.total_seconds()) if offset else 0)
+    return ratings.trend(d, f, bucket, cfg.utc_offset_s)
 
 
 @router.post("/ratings/{rid}/release", summary="Release a held rating: an admin found it genuine; it is "
