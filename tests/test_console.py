@@ -106,8 +106,20 @@ def test_a_press_arrives_live_and_a_bad_review_is_taken_to_closed(hall, browser)
     shot(sup, "reviews")
     assert hall.api.get(f"/api/v1/work-orders/{order['id']}").json()["state"] == "closed"
     assert admin.errors == [] and sup.errors == []
+    hall.new_case("pj-0001")  # a case nobody rates: W01 and its staff rated 2 of their 3
+    share = hall.api.get("/api/v1/cases/rated-share", params={"by": "staff", "window": "W01"}).json()
+    assert [(r["staff_name"], r["cases"], r["rated"]) for r in share["staff"]] == [("张伟", 3, 2)]
     admin.click("nav a[data-page=stats]")
     expect(admin.locator("table.by-window")).to_contain_text("W01")
+    expect(admin.locator("table.by-window tr", has_text="W01")).to_contain_text("66.7%")
+    expect(admin.locator("table.by-staff tr", has_text="张伟")).to_contain_text("66.7%")
+    rated_items = {r["item_code"] for r in hall.api.get("/api/v1/stats", params={"by": "item"}).json()}
+    items = [r for r in hall.api.get("/api/v1/cases/rated-share", params={"by": "item"}).json()["items"]
+             if r["item_code"] in rated_items]
+    expect(admin.locator("table.by-item tbody tr")).to_have_count(len(rated_items))  # all this month's
+    for r in items:
+        expect(admin.locator("table.by-item tr", has_text=r["item_code"]).locator("td").last) \
+            .to_have_text(f"{r['share'] * 100:.1f}%")
     for chart in ("#trend", "#heatmap", "#reasons"):  # drawn by ECharts
         expect(admin.locator(f"{chart} canvas")).to_have_count(1)
     expect(admin.locator("table.by-staff")).to_contain_text("张伟")
@@ -117,6 +129,8 @@ def test_a_press_arrives_live_and_a_bad_review_is_taken_to_closed(hall, browser)
     admin.click("text=月度报告")
     expect(admin.locator(".report h2")).to_contain_text("W01 窗口")
     expect(admin.locator(".report")).to_contain_text("整改率 100.0%")
+    expect(admin.locator(".report")).to_contain_text("主动评价率 66.7%")
+    expect(admin.locator(".report table tr", has_text="张伟")).to_contain_text("66.7%")
     expect(admin.locator(".report #report-trend canvas")).to_have_count(1)
     admin.wait_for_timeout(500)
     shot(admin, "report")

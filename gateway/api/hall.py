@@ -5,7 +5,7 @@ devices at once as their retained session."""
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field, model_validator
@@ -162,8 +162,10 @@ def cases(d=Depends(deps.db), cfg=Depends(deps.cfg), window: str | None = Query(
     return [{**r, "completed_at": deps.iso(r["completed_at"], cfg.timezone)} for r in found]
 
 
-@router.get("/cases/rated-share", summary="主动评价率: the share of completed cases that were rated",
-            dependencies=[deps.needs("read")])
-def rated_share(d=Depends(deps.db), cfg=Depends(deps.cfg), since: deps.Since = None, until: deps.Until = None):
-    days = deps.days(since, until)
-    return hall.rated_share(d, deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True), days)
+@router.get("/cases/rated-share", summary="主动评价率: the share of completed cases that were rated, per window, "
+            "staff member or item", dependencies=[deps.needs("read")])
+def rated_share(d=Depends(deps.db), cfg=Depends(deps.cfg), since: deps.Since = None, until: deps.Until = None,
+                by: Literal["window", "staff", "item"] = Query("window", description="window, staff or item"),
+                window: str | None = Query(None, max_length=32)):
+    return hall.rated_share(d, deps.to_epoch(since, cfg.timezone), deps.to_epoch(until, cfg.timezone, end=True),
+                            deps.days(since, until), by, window)

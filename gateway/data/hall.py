@@ -50,7 +50,7 @@ def complete_case(db, serial: str, window: str, items: list[tuple[str, str]], at
                "items": json.dumps([{"code": c, "name": n} for c, n in items], ensure_ascii=False),
                "completed_at": at, "rating_id": None}
         db.execute(f"insert into cases ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
-        summaries.add_case(db, window, at, offset_s)
+        summaries.add_case(db, row, offset_s)
     return row
 
 
@@ -92,19 +92,38 @@ def cases(db, window: str | None, rated: bool | None, since: float | None, until
     return rows(db, f"select * from cases{sql} order by completed_at desc limit ?", [*args, limit])
 
 
-def rated_share(db, since: float | None, until: float | None, days: tuple[str | None, str | None] | None = None
-                ) -> dict:
-    """主动评价率: the share of completed cases that were rated, overall and per window.
+# 主动评价率 per window, staff member or item: (summary tables by day and by month, the
+# cases' columns, what the summaries keep it under and the name that goes with it)
+SHARE_BY = {"window": ("summary_cases", "summary_cases_month", "window", None),
+            "staff": ("summary_cases", "summary_cases_month", "staff_id", "staff_name"),
+            "item": (None, "summary_cases_item", "item_code", "item_name")}
+_SHARE_KEY = {"window": "windows", "staff": "staff", "item": "items"}
+
+
+def rated_share(db, since: float | None, until: float | None, days: tuple[str | None, str | None] | None = None,
+                by: str = "window", window: str | None = None) -> dict:
+    """主动评价率: the share of completed cases that were rated, overall and per window,
+    staff member or item (under "windows", "staff" or "items").
     days: the same bounds as hall days (until inclusive), when they are whole days: then
-    the summaries answer."""
-    if days is not None:
-        sql, args = where(("day >= ?", days[0]), ("day <= ?", days[1]))
-        found = rows(db, f"select window, sum(cases) cases, sum(rated) rated from summary_cases{sql} "
-                         f"group by window order by window", args)
+    the summaries answer (per item, whole months only, as the ratings' item figures)."""
+    day_table, month_table, key, name = SHARE_BY[by]
+    cols, pick = (f"{key}, {name}", f"{key}, max({name}) {name}") if name else (key, key)
+    spans = summaries.spans(*days) if days is not None else None
+    if spans is not None and (day_table or all(grain == "month" for grain, *_ in spans)):
+        parts, args = [], []
+        for grain, col, lo, hi in spans:
+            sql, a = where(("window = ?", window), (f"{col} >= ?", lo), (f"{col} <= ?", hi))
+            parts.append(f"select {cols}, cases, rated from {day_table if grain == 'day' else month_table}{sql}")
+            args += a
+        found = rows(db, f"select {pick}, sum(cases) cases, sum(rated) rated from ({' union all '.join(parts)}) "
+                         f"group by {key} order by {key}", args)
+        for r in found:
+            r[key] = r[key] or None  # the summaries keep a missing staff or item as ''
     else:
-        sql, args = _case_filter(None, None, since, until)
-        found = rows(db, f"select window, count(*) cases, count(rating_id) rated from cases{sql} group by window "
-                         f"order by window", args)
+        sql, args = _case_filter(window, None, since, until)
+        found = rows(db, f"select {pick}, count(*) cases, count(rating_id) rated from cases{sql} group by {key} "
+                         f"order by {key}", args)
     per = [{**r, "share": round(r["rated"] / r["cases"], 4)} for r in found if r["cases"]]
     total, rated = sum(r["cases"] for r in per), sum(r["rated"] for r in per)
-    return {"cases": total, "rated": rated, "share": round(rated / total, 4) if total else None, "windows": per}
+    return {"cases": total, "rated": rated, "share": round(rated / total, 4) if total else None,
+            _SHARE_KEY[by]: per}

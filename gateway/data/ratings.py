@@ -47,7 +47,7 @@ def store(db, r: Rating, d: dict, received_at: float, offset_s: int) -> tuple[st
                     list(row.values()))
     if case is not None and row["tag_source"] == "case" and not row["repeat_of"] and not row["held"]:
         hall.mark_rated(db, r.case, rid)
-        summaries.case_rated(db, case["window"], case["completed_at"], offset_s)
+        summaries.case_rated(db, case, offset_s)
     if not row["repeat_of"] and not row["held"]:
         summaries.add_rating(db, row, offset_s)
     if workorders.wanted(row):

@@ -119,8 +119,15 @@ def _summaries(db: sqlite_utils.Database) -> None:
     db.execute("create index work_orders_window on work_orders (window, opened_at)")
 
 
+def _cases_summaries(db: sqlite_utils.Database) -> None:
+    """Version 6: the cases' summaries per staff member and per item (summaries.create_cases)."""
+    from . import summaries
+
+    summaries.create_cases(db)
+
+
 # schema version N is MIGRATIONS[:N]; append, never edit
-MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises, _summaries)
+MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises, _summaries, _cases_summaries)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -8,7 +8,9 @@ millions:
     summary_hour    month, window, weekday, hour       -> ratings, bad reviews (window '*': the hall)
     summary_reason  day, window, staff, reason         -> bad reviews giving it
     summary_reason_month   month, window, staff, reason
-    summary_cases   day, window                        -> cases completed, cases rated
+    summary_cases        day, window, staff            -> cases completed, cases rated
+    summary_cases_month  month, window, staff
+    summary_cases_item   month, window, item
 
 A span of days reads its whole months from the month tables and only the days at its
 ends from the day tables (spans()): two years are 24 months, not 730 days.
@@ -36,7 +38,7 @@ BAD = "(" + ",".join(f"'{lv}'" for lv in sorted(BAD_LEVELS)) + ")"
 
 
 def create(db) -> None:
-    """The tables (schema migration 5)."""
+    """The tables (schema migration 5; migration 6 remakes summary_cases, create_cases)."""
     db.execute("""create table summary_day (day text not null, window text not null, staff_id text not null,
                   staff_name text, level text not null, n integer not null,
                   primary key (day, window, staff_id, level))""")
@@ -62,8 +64,24 @@ def create(db) -> None:
     db.execute("create table summary_meta (key text primary key, value text)")
 
 
+def create_cases(db) -> None:
+    """Schema migration 6: the cases per staff member and per item too, so that 主动评价率
+    has the same three views as the ratings. Filled at the next start (ensure)."""
+    db.execute("drop table summary_cases")
+    db.execute("""create table summary_cases (day text not null, window text not null, staff_id text not null,
+                  staff_name text, cases integer not null, rated integer not null,
+                  primary key (day, window, staff_id))""")
+    db.execute("""create table summary_cases_month (month text not null, window text not null,
+                  staff_id text not null, staff_name text, cases integer not null, rated integer not null,
+                  primary key (month, window, staff_id))""")
+    db.execute("""create table summary_cases_item (month text not null, window text not null,
+                  item_code text not null, item_name text, cases integer not null, rated integer not null,
+                  primary key (month, window, item_code))""")
+    db.execute("delete from summary_meta where key = 'offset_s'")
+
+
 TABLES = ("summary_day", "summary_month", "summary_item", "summary_hour", "summary_reason", "summary_reason_month",
-          "summary_cases")
+          "summary_cases", "summary_cases_month", "summary_cases_item")
 
 
 def spans(since_day: str | None, until_day: str | None) -> list[tuple[str, str, str | None, str | None]]:
@@ -127,14 +145,29 @@ def add_rating(db, r: dict, offset_s: int) -> None:
                            [when, window, staff, reason])
 
 
-def add_case(db, window: str, completed_at: float, offset_s: int) -> None:
-    db.execute("insert into summary_cases values (?, ?, 1, 0) on conflict do update set cases = cases + 1",
-               [_when(completed_at, offset_s)[0], window])
+def add_case(db, case: dict, offset_s: int) -> None:
+    """Count one completed case (a row of the cases table), inside the caller's transaction."""
+    for table, key in _case_keys(case, offset_s):
+        db.execute(f"insert into {table} values (?, ?, ?, ?, 1, 0) on conflict do update set cases = cases + 1", key)
 
 
-def case_rated(db, window: str, completed_at: float, offset_s: int) -> None:
-    db.execute("update summary_cases set rated = rated + 1 where day = ? and window = ?",
-               [_when(completed_at, offset_s)[0], window])
+def case_rated(db, case: dict, offset_s: int) -> None:
+    """A counted case got its first rating."""
+    for table, key in _case_keys(case, offset_s):
+        db.execute(f"update {table} set rated = rated + 1 where {_CASE_PK[table]}", key[:3])
+
+
+_CASE_PK = {"summary_cases": "day = ? and window = ? and staff_id = ?",
+            "summary_cases_month": "month = ? and window = ? and staff_id = ?",
+            "summary_cases_item": "month = ? and window = ? and item_code = ?"}
+
+
+def _case_keys(case: dict, offset_s: int) -> list[tuple[str, list]]:
+    day, month, _, _ = _when(case["completed_at"], offset_s)
+    window, staff = case["window"], case["staff_id"] or ""
+    return [("summary_cases", [day, window, staff, case["staff_name"]]),
+            ("summary_cases_month", [month, window, staff, case["staff_name"]]),
+            ("summary_cases_item", [month, window, case["item_code"] or "", case["item_name"]])]
 
 
 def ensure(db, offset_s: int) -> None:
@@ -171,8 +204,13 @@ def ensure(db, offset_s: int) -> None:
         db.execute("insert into summary_reason_month select substr(day, 1, 7), window, staff_id, reason, sum(n) "
                    "from summary_reason group by 1, 2, 3, 4")
         cday = f"strftime('%Y-%m-%d', completed_at + {o}, 'unixepoch')"
-        db.execute(f"insert into summary_cases select {cday}, window, count(*), count(rating_id) from cases "
-                   f"group by 1, 2")
+        cmonth = f"strftime('%Y-%m', completed_at + {o}, 'unixepoch')"
+        db.execute(f"insert into summary_cases select {cday}, window, coalesce(staff_id, ''), max(staff_name), "
+                   f"count(*), count(rating_id) from cases group by 1, 2, 3")
+        db.execute("insert into summary_cases_month select substr(day, 1, 7), window, staff_id, max(staff_name), "
+                   "sum(cases), sum(rated) from summary_cases group by 1, 2, 3")
+        db.execute(f"insert into summary_cases_item select {cmonth}, window, coalesce(item_code, ''), "
+                   f"max(item_name), count(*), count(rating_id) from cases group by 1, 2, 3")
         db.execute("insert into summary_meta values ('offset_s', ?) on conflict do update set value = excluded.value",
                    [str(o)])
     log.info("statistics summaries built from the stored ratings in %.1f s", time.monotonic() - t0)

@@ -166,15 +166,22 @@ document.addEventListener("alpine:init", () => {
       if (this.range.since) months.set("since", this.range.since.slice(0, 7));
       if (this.range.until) months.set("until", this.range.until.slice(0, 7));
       if (this.range.window) months.set("window", this.range.window);
-      const [stats, byWindow, byStaff, byItem, trend, heat, reasons, share] = await Promise.all([
+      const [stats, byWindow, byStaff, byItem, trend, heat, reasons, share, staffShare, itemShare] = await Promise.all([
         this.api("GET", "/api/v1/stats" + q), this.api("GET", "/api/v1/stats?by=window" + and),
         this.api("GET", "/api/v1/stats?by=staff" + and), this.api("GET", "/api/v1/stats?by=item&" + this.wholeMonths()),
         this.api("GET", `/api/v1/stats/trend?bucket=${this.range.bucket}` + and),
         this.api("GET", "/api/v1/stats/heatmap?" + months), this.api("GET", "/api/v1/stats/reasons" + q),
-        this.api("GET", "/api/v1/cases/rated-share" + (this.range.since || this.range.until ? "?" + new URLSearchParams(
-          Object.fromEntries(Object.entries({since: this.range.since, until: this.range.until}).filter(([, v]) => v))) : "")),
+        this.api("GET", "/api/v1/cases/rated-share" + q), this.api("GET", "/api/v1/cases/rated-share?by=staff" + and),
+        this.api("GET", "/api/v1/cases/rated-share?by=item&" + this.wholeMonths()),
       ]);
-      Object.assign(this, {stats, byWindow, byStaff, byItem, share});
+      // 主动评价率 beside each row of the ratings' figures
+      const withShare = (list, shares, key) => list.map((r) => {
+        const s = shares.find((x) => x[key] === r[key]);
+        return {...r, share: s ? s.share : null};
+      });
+      Object.assign(this, {stats, share, byWindow: withShare(byWindow, share.windows, "window"),
+                           byStaff: withShare(byStaff, staffShare.staff, "staff_id"),
+                           byItem: withShare(byItem, itemShare.items, "item_code")});
       if (!this.windowNames.length) this.windowNames = byWindow.map((r) => r.window).filter((w) => w);
       await this.$nextTick();
       chart("trend", trendChart(trend));
@@ -246,11 +253,6 @@ document.addEventListener("alpine:init", () => {
       return q.toString();
     },
 
-    shareOf(window) {
-      const w = this.share && this.share.windows.find((x) => x.window === window);
-      return w ? w.share : null;
-    },
-
     async loadReport(window, month) {
       const [y, m] = month.split("-").map(Number);
       const last = new Date(Date.UTC(y, m, 0)).getUTCDate();
@@ -259,13 +261,12 @@ document.addEventListener("alpine:init", () => {
       const [stats, staff, trend, reasons, share, orders, list] = await Promise.all([
         this.api("GET", "/api/v1/stats?" + q), this.api("GET", "/api/v1/stats?by=staff&" + q),
         this.api("GET", "/api/v1/stats/trend?bucket=day&" + q), this.api("GET", "/api/v1/stats/reasons?" + q),
-        this.api("GET", `/api/v1/cases/rated-share?since=${since}&until=${until}`),
+        this.api("GET", "/api/v1/cases/rated-share?by=staff&" + q),
         this.api("GET", `/api/v1/work-orders/summary?${q}`),
         this.api("GET", `/api/v1/work-orders?limit=1000&${q}`),
       ]);
-      const w = share.windows.find((x) => x.window === window);
-      this.report = {window, month, stats, staff, reasons, list, orders,
-                     share: {share: w ? w.share : null}};
+      this.report = {window, month, stats, reasons, list, orders, share,
+                     staff: staff.map((r) => ({...r, share: (share.staff.find((x) => x.staff_id === r.staff_id) || {}).share}))};
       await this.$nextTick();
       chart("report-trend", trendChart(trend));
     },

@@ -116,3 +116,24 @@ def test_a_database_of_the_release_before_work_orders_upgrades_with_every_bad_re
     db.execute("insert into audit (at, actor, action) values (1, 'a', 'b')")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("update audit set actor = 'x'")
+
+
+def test_version_5_summaries_are_remade_per_staff_and_item_at_the_next_start(tmp_path):
+    from gateway.data import hall, summaries
+
+    path = tmp_path / "gateway.db"
+    db = sqlite_utils.Database(sqlite3.connect(str(path), isolation_level=None))
+    for step in schema.MIGRATIONS[:5]:
+        step(db)
+    db.execute("PRAGMA user_version = 5")
+    now = time.time()
+    db.execute("insert into cases (serial, window, staff_id, staff_name, item_code, item_name, items, completed_at) "
+               "values ('C-1', 'W01', 'S1', '王芳', 'A1', '营业执照', '[]', ?)", [now])
+    db.execute("insert into summary_cases values ('2026-01-01', 'W01', 1, 0)")  # version 5's shape
+    db.execute("insert into summary_meta values ('offset_s', '28800')")
+    db.conn.close()
+    db = open_db(path)
+    summaries.ensure(db, 28800)  # the gateway's start: the meta was cleared, so it rebuilds
+    share = hall.rated_share(db, None, None, (None, None), "item")
+    assert share["items"] == [{"item_code": "A1", "item_name": "营业执照", "cases": 1, "rated": 0, "share": 0.0}]
+    assert [r["staff_id"] for r in hall.rated_share(db, None, None, (None, None), "staff")["staff"]] == ["S1"]

@@ -4,6 +4,7 @@ held ones among them) and for summaries rebuilt from scratch."""
 
 import random
 import time
+from datetime import date, timedelta
 
 import pytest
 
@@ -32,6 +33,8 @@ def db(tmp_path_factory):
         hall.sign_in(db, w, f"S{w}{i // 100}", f"员工{i // 100}", at - 1)
         serial = f"C-{i}"
         hall.complete_case(db, serial, w, [(f"I{rng.randrange(3)}", "事项")], at, OFFSET)
+        if rng.random() < 0.3:  # a case nobody rated, beside it
+            hall.complete_case(db, f"U-{i}", w, [(f"I{rng.randrange(4)}", "事项")], at + 2, OFFSET)
         level = rng.choice(list(LEVELS))
         bad = level in protocol.BAD_LEVELS
         reason = rng.sample([r for r in REASONS if r != "none"], rng.randint(1, 2)) if bad else []
@@ -95,6 +98,33 @@ def test_the_heat_map_reasons_and_rated_share_add_up(db):
     given = sum(len(r["reason"].split(",")) for r in counted if r["level"] in protocol.BAD_LEVELS)
     assert sum(r["n"] for r in ratings.reasons(db, ratings.Filter())) == given
     assert hall.rated_share(db, None, None, (None, None)) == hall.rated_share(db, None, None)
+
+
+def _month_bounds(day: str) -> tuple[str, str]:
+    """The first and last day of the month of a day."""
+    first = date.fromisoformat(day[:8] + "01")
+    return first.isoformat(), ((first + timedelta(days=32)).replace(day=1) - timedelta(days=1)).isoformat()
+
+
+def test_the_rated_share_per_window_staff_and_item_agrees_with_the_cases(db):
+    day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t + OFFSET))  # noqa: E731
+    now = time.time()
+    ragged = [(day(now - 40 * DAY), day(now - 10 * DAY)), (day(now - 65 * DAY), day(now)),
+              (day(now - 3 * DAY), day(now - 2 * DAY)), (None, None)]
+    whole = [_month_bounds(day(now - 40 * DAY)), (_month_bounds(day(now - 65 * DAY))[0],
+                                                  _month_bounds(day(now - 40 * DAY))[1]), (None, None)]
+    seen = set()
+    for by, spans in (("window", ragged), ("staff", ragged), ("item", whole)):
+        for since, until in spans:
+            f = _days(since, until) if since else ratings.Filter()
+            for window in (None, "W02"):
+                summed = hall.rated_share(db, f.since, f.until, (since, until), by, window)
+                raw = hall.rated_share(db, f.since, f.until, None, by, window)
+                assert summed == raw, (by, since, until, window)
+                key = {"window": "windows", "staff": "staff", "item": "items"}[by]
+                assert sum(r["cases"] for r in summed[key]) == summed["cases"]
+                seen.update(r["share"] for r in summed[key])
+    assert len(seen) > 10 and max(seen) <= 1 and min(seen) < 1  # not every case rated: the shares differ
 
 
 def test_rebuilt_summaries_equal_the_ones_kept_at_ingest(db):
