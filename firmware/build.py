@@ -3,9 +3,12 @@
 Every module but main.py becomes bytecode (.mpy) with mpy-cross, which loads faster and
 needs far less RAM on the ESP32 than compiling source at boot; main.py stays source
 because the firmware runs it by name at boot. The output folder is rebuilt from nothing,
-so no stale .py can sit beside a .mpy (MicroPython imports foo.py before foo.mpy), and
-manifest.json names the version, each file's SHA-256, a content hash over all of them,
-and the .py files a flasher must delete on the device for the same reason.
+so no stale .py can sit beside a .mpy (MicroPython imports foo.py before foo.mpy).
+
+manifest.json names the version, the boot files (main.py and slots.mpy: the flash root,
+installed over USB only) and the slot's files (everything else: what an update replaces),
+each with its SHA-256, a content hash over all of them (the build's identity: what a
+signed update command names), and the outbox formats the build reads and writes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from gateway.errors import PingjiaError
 from . import DEVICE_DIR, font, tool
 
 SOURCE_ONLY = {"main.py"}  # run by the board as source: main.py must be a .py
+BOOT = {"main.py", "slots.py", "slots.mpy"}  # the flash root's boot path; the rest goes into a slot
 GENERATED = {"pins"}  # device modules the build writes (pins_module)
 HARDWARE_DIR = DEVICE_DIR.parent.parent / "hardware"
 
@@ -40,6 +44,31 @@ def firmware_version() -> str:
     if not m:
         raise PingjiaError("evaluator.py does not define FW_VERSION")
     return m.group(1)
+
+
+def outbox_formats() -> dict:
+    """The outbox formats the device code reads and writes (outbox.py READS, WRITES)."""
+    src = (DEVICE_DIR / "outbox.py").read_text()
+    reads, writes = re.search(r"^READS = \(([\d, ]+)\)", src, re.M), re.search(r"^WRITES = (\d+)", src, re.M)
+    if not (reads and writes):
+        raise PingjiaError("outbox.py does not define READS and WRITES")
+    return {"reads": [int(x) for x in reads.group(1).split(",") if x.strip()], "writes": int(writes.group(1))}
+
+
+def content_hash(entries: dict[str, str]) -> str:
+    """A build's identity: SHA-256 over its files' names and SHA-256s (update.py's too)."""
+    return hashlib.sha256("".join(f"{n}\0{h}\n" for n, h in sorted(entries.items())).encode()).hexdigest()
+
+
+def manifest(paths: list[Path], version: str, compiler: str) -> dict:
+    """The manifest of a build's files (or of the device source, as the simulator runs it)."""
+    entries = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(paths)}
+    return {
+        "firmware": "pingjia-evaluator", "version": version, "compiler": compiler,
+        "boot": {n: h for n, h in entries.items() if n in BOOT},
+        "files": {n: h for n, h in entries.items() if n not in BOOT},
+        "content_hash": content_hash(entries), "outbox": outbox_formats(),
+    }
 
 
 def build(out: Path, charset: str = "gb2312") -> dict:
@@ -63,22 +92,17 @@ def build(out: Path, charset: str = "gb2312") -> dict:
             raise PingjiaError(f"mpy-cross failed on {src.name}:\n{r.stderr}")
     shutil.rmtree(generated)
     (out / "font.bin").write_bytes(font.build(charset))  # the display's glyphs (font.py)
-    files = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.iterdir())}
-    content = hashlib.sha256("".join(f"{n}\0{h}\n" for n, h in files.items()).encode()).hexdigest()
-    manifest = {
-        "firmware": "pingjia-evaluator", "version": firmware_version(), "compiler": mpy_version,
-        "files": files, "content_hash": content,
-        "remove": sorted(n[:-4] + ".py" for n in files if n.endswith(".mpy")),
-    }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    manifest_ = manifest([p for p in out.iterdir() if p.is_file()], firmware_version(), mpy_version)
+    (out / "manifest.json").write_text(json.dumps(manifest_, indent=2) + "\n")
+    return manifest_
 
 
 def main(args) -> int:
     m = build(Path(args.out), getattr(args, "charset", "gb2312"))
-    size = sum((Path(args.out) / n).stat().st_size for n in m["files"])
-    print(f"firmware {m['version']} built in {args.out}: {len(m['files'])} files, {size} bytes, "
+    names = [*m["boot"], *m["files"]]
+    size = sum((Path(args.out) / n).stat().st_size for n in names)
+    print(f"firmware {m['version']} built in {args.out}: {len(names)} files, {size} bytes, "
           f"content {m['content_hash'][:12]} ({m['compiler']})", file=sys.stderr)
-    print(json.dumps({"version": m["version"], "content_hash": m["content_hash"], "files": len(m["files"]),
+    print(json.dumps({"version": m["version"], "content_hash": m["content_hash"], "files": len(names),
                       "bytes": size}))
     return 0

@@ -49,16 +49,32 @@ class ApiClient:
         except PermissionError:
             raise PingjiaError(f"{self.cfg.home}/local.token is the gateway's: run this as its user") from None
         host = "127.0.0.1" if self.cfg.api_host in ("0.0.0.0", "::", "") else self.cfg.api_host
-        self.url = f"http://{host}:{self.cfg.api_port}"
-        self.http = httpx.Client(base_url=self.url, timeout=30,
-                                 headers={"Authorization": f"Bearer {token}"})
+        self._open(f"http://{host}:{self.cfg.api_port}", token)
+        self.start_hint = f"start it with `pingjia gateway run --home {self.cfg.home}`"
+
+    @classmethod
+    def remote(cls, url: str, token: str) -> ApiClient:
+        """Another machine's gateway (a technician's laptop on the hall network)."""
+        import httpx
+
+        self = cls.__new__(cls)
+        self.httpx = httpx
+        self._open(url.rstrip("/"), token)
+        self.start_hint = "is it running, and is this machine on the hall's network?"
+        return self
+
+    def _open(self, url: str, token: str) -> None:
+        self.url = url
+        self.http = self.httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"})
 
     def call(self, method: str, path: str, **kw):
         try:
             r = self.http.request(method, path, **kw)
-        except self.httpx.ConnectError:
-            raise PingjiaError(f"the gateway is not running at {self.cfg.api_url}: "
-                               f"start it with `pingjia gateway run --home {self.cfg.home}`") from None
+        except (self.httpx.ConnectError, self.httpx.ConnectTimeout):
+            raise PingjiaError(f"the gateway at {self.url} does not answer: {self.start_hint}") from None
+        if r.status_code == 401:
+            raise PingjiaError(f"the gateway at {self.url} refused the token: get a technician's API token "
+                               f"(pingjia gateway user token NAME) into PINGJIA_TOKEN")
         if r.status_code >= 400:
             try:
                 detail = r.json().get("detail")

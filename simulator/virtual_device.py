@@ -40,64 +40,86 @@ def board_settings(board: str = "five-button") -> dict:
 
 
 class VirtualDevice:
-    """One evaluator. Its flash gets the firmware, the provisioned config and the display
-    font, as a technician's flashing would, all in its root as on the board (so imports
-    resolve as they do there); it boots without the maintenance pause (nobody is at a
-    serial console) unless the config asks for one.
+    """One evaluator. Its flash gets the firmware and the provisioned config as
+    `pingjia device setup` leaves them on a board (the boot files in its root, the rest
+    with the display font and a manifest in slot.a; firmware/device/slots.py); it boots
+    without the maintenance pause (nobody is at a serial console) unless the config asks
+    for one. Without a config it is a blank board: MicroPython and nothing else, for the
+    technician's tools to set up.
+
+    The hardware watchdog is the simulator's, outside the device program as on the ESP32:
+    a device that stops feeding it (board_unix.py) is reset, whatever its code is doing.
+    `wifi` is the hall's Wi-Fi, (SSID, password), that a config naming one must match.
 
     With `port` (a path), the device is also reachable as a serial port there, with its
     REPL behind it as on a USB-connected ESP32: the REPL stays after the app ends or is
     interrupted, and a soft reset (Ctrl-D) boots the app again, or only the raw REPL when
     it came from there, as MicroPython's ports do."""
 
-    def __init__(self, flash: Path, config: dict, heap: str = "256k", code: Path | None = None,
-                 port: Path | None = None):
+    def __init__(self, flash: Path, config: dict | None, heap: str = "256k", code: Path | None = None,
+                 port: Path | None = None, wifi: tuple[str, str] | None = None):
         self.flash = Path(flash)
         self.code = Path(code or firmware.DEVICE_DIR)  # source, or a `pingjia firmware build`
-        self.config = {"maintenance_s": 0, **board_settings(), **config}
-        self.dev = config["dev"]
+        self.config = {"maintenance_s": 0, **board_settings(), **config} if config is not None else None
+        self.dev = config["dev"] if config else self.flash.name
         self.heap = heap
+        self.wifi = wifi
         self.proc: subprocess.Popen | None = None
         self.boots = 0
+        self.watchdog_resets = 0
         self.port = SerialPort(port) if port else None
         self._powered = False
         self.flash.mkdir(parents=True, exist_ok=True)
-        self._flash_firmware()
-        cfg = self.flash / "config.json"  # the device's key and password: its owner's only
-        cfg.touch(mode=0o600)
-        cfg.chmod(0o600)
-        cfg.write_text(json.dumps(self.config))
-        font.write(self.flash / "font.bin")
-
-    def _flash_firmware(self) -> None:
-        modules = {p.name: p for p in self.code.iterdir() if p.suffix in (".py", ".mpy")}
-        for old in self.flash.iterdir():
-            if old.suffix in (".py", ".mpy") and old.name not in modules:
-                old.unlink()  # left from another firmware: it must not shadow this one
-        for name, p in modules.items():
-            shutil.copyfile(p, self.flash / name)
+        if self.config is not None:
+            install(self.flash, self.code)
+            cfg = self.flash / "config.json"  # the device's key and password: its owner's only
+            cfg.touch(mode=0o600)
+            cfg.chmod(0o600)
+            cfg.write_text(json.dumps(self.config))
 
     def start(self) -> None:
         self._powered = True
         self._boot()
+        threading.Thread(target=self._watchdog, daemon=True).start()
 
     def _boot(self, raw_repl: bool = False) -> None:
         argv = [micropython_binary(), "-X", f"heapsize={self.heap}"]
+        (self.flash / "wdt").unlink(missing_ok=True)  # a reset stops the watchdog
+        env = {**os.environ, "PINGJIA_SIM_WIFI": ":".join(self.wifi)} if self.wifi else None
         if self.port is None:
             log = open(self.flash / "console.log", "ab")
             self.proc = proc = subprocess.Popen(
-                argv + ["main.py"], cwd=self.flash, stdin=subprocess.DEVNULL,
+                argv + ["main.py"], cwd=self.flash, stdin=subprocess.DEVNULL, env=env,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             log.close()
         else:
             # Ctrl-A puts a freshly started REPL into raw mode, where a raw soft reset left it
             console = self.port.console(preamble=b"\x01" if raw_repl else b"")
             self.proc = proc = subprocess.Popen(
-                argv + ([] if raw_repl else ["-i", "main.py"]), cwd=self.flash,
+                argv + ([] if raw_repl else ["-i", "main.py"]), cwd=self.flash, env=env,
                 stdin=console, stdout=console, stderr=console, preexec_fn=take_console)
             os.close(console)
         self.boots += 1
         threading.Thread(target=self._reset_on_request, args=(proc,), daemon=True).start()
+
+    def _watchdog(self) -> None:
+        wdt = self.flash / "wdt"
+        while self._powered:
+            time.sleep(0.25)
+            try:
+                timeout_s = int(wdt.read_text() or 0) / 1000
+                fed = wdt.stat().st_mtime
+            except (OSError, ValueError):
+                continue  # not started this boot (or being rewritten)
+            proc = self.proc
+            if timeout_s and time.time() - fed > timeout_s and proc and self._powered:
+                proc.kill()
+                proc.wait()
+                if not self._powered or self.proc is not proc:
+                    continue
+                (self.flash / "reset.cause").write_text("watchdog")
+                self.watchdog_resets += 1
+                self._boot()
 
     def _reset_on_request(self, proc: subprocess.Popen) -> None:
         # A real ESP32 restarts itself on machine.reset() or its watchdog; here the
@@ -135,6 +157,33 @@ class VirtualDevice:
                 self.power_cut()
         if self.port is not None:
             self.port.close()
+
+
+def install(flash: Path, code: Path) -> None:
+    """Put a firmware (the source, or a `pingjia firmware build`) into a device's flash as
+    `pingjia device install` does: the boot files in the root, everything else with the
+    font and the manifest in slot.a, slot.json naming it. Modules left in the root by an
+    older firmware go: they would take room, or be imported by mistake."""
+    from firmware.build import BOOT, firmware_version, manifest
+
+    slot = flash / "slot.a"
+    shutil.rmtree(slot, ignore_errors=True)
+    slot.mkdir(parents=True)
+    files = [p for p in code.iterdir() if p.suffix in (".py", ".mpy") or p.name == "font.bin"]
+    for old in flash.iterdir():
+        if old.suffix in (".py", ".mpy") and old.name not in BOOT or old.name == "font.bin":
+            old.unlink()
+    for p in files:
+        shutil.copyfile(p, (flash if p.name in BOOT else slot) / p.name)
+    if not (slot / "font.bin").exists():
+        font.write(slot / "font.bin")
+    if (code / "manifest.json").exists():
+        shutil.copyfile(code / "manifest.json", slot / "manifest.json")
+    else:
+        paths = [flash / p.name if p.name in BOOT else slot / p.name for p in files] + [slot / "font.bin"]
+        m = manifest(sorted(set(paths)), firmware_version(), "source")
+        (slot / "manifest.json").write_text(json.dumps(m))
+    (flash / "slot.json").write_text(json.dumps({"active": "slot.a"}))
 
 
 class DeviceLink:

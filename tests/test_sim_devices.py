@@ -73,9 +73,10 @@ def test_mpremote_reaches_the_repl_of_a_running_device_and_the_app_comes_back(si
     # Ctrl-C interrupts the app; the raw REPL runs code in the device's flash
     r = mpremote(port, "exec", "import os, json; print(json.dumps(os.listdir()))")
     assert r.returncode == 0, r.stderr
-    # the firmware in the flash root beside its data, as on the board
+    # the boot files in the flash root beside the data, the firmware in its slot, as on the board
     listed = set(json.loads(r.stdout.strip()))
-    assert {"main.py", "evaluator.py", "config.json", "font.bin", "outbox.d", "seq"} <= listed
+    assert {"main.py", "slots.py", "slot.json", "slot.a", "config.json", "outbox.d", "seq"} <= listed
+    assert not {n for n in listed if n.endswith(".py")} - {"main.py", "slots.py"}
     assert sim.wait_online("pj-0001", False)["online"] is False  # the app stopped at the REPL
     assert sim.device("pj-0002")["online"] is True  # the other device is untouched
 

@@ -74,7 +74,7 @@ class Board:
         self._status = Pin(b["status_led_gpio"], Pin.OUT, value=0)
         d = b["display"]
         i2c = I2C(d["i2c"]["id"], sda=Pin(d["i2c"]["sda"]), scl=Pin(d["i2c"]["scl"]), freq=d["i2c"]["freq"])
-        self.display = Display()
+        self.display = Display(cfg["font"])
         try:
             self._panel = Panel(i2c, d["i2c"]["addr"])
         except OSError:
@@ -82,6 +82,7 @@ class Board:
         wifi = cfg["wifi"]
         self._ssid, self._psk = wifi.get("ssid"), wifi.get("psk")
         self.wlan = network.WLAN(network.STA_IF)
+        self._said = None  # the Wi-Fi problem last printed
         self._wdt = None
         self._light = None
 
@@ -153,10 +154,20 @@ class Board:
         t0 = time.ticks_ms()
         while time.ticks_diff(time.ticks_ms(), t0) < WIFI_JOIN_MS:
             if w.isconnected():
+                self._said = None
                 return True
             await asyncio.sleep_ms(200)
+        self._say_problem(w.status())
         w.disconnect()
         return False
+
+    def _say_problem(self, status):
+        # once per kind, on the console: what a technician's tool reads (firmware/install.py)
+        why = {network.STAT_WRONG_PASSWORD: "wrong password", network.STAT_NO_AP_FOUND: "no network"}.get(
+            status, "no link (status %s)" % status)
+        if why != self._said:
+            self._said = why
+            print("pingjia: wifi: %s (%s)" % (why, self._ssid))
 
     def rssi(self):
         try:

@@ -23,6 +23,7 @@ from buttons import Buttons
 from display import Display
 
 RESET_FILE = "reset.cause"  # the unix port's stand-in for the ESP32's reset-cause register
+WDT_FILE = "wdt"  # the simulator's hardware watchdog
 EXIT_REBOOT = 3  # the simulator restarts a device that exits with this
 
 
@@ -33,13 +34,15 @@ class Board:
         self.ctl = cfg["ctl"]
         self.dev = cfg["dev"]
         self.buttons = Buttons(cfg["debounce_ms"], cfg["min_gap_ms"])
-        self.display = Display()
+        self.display = Display(cfg["font"])
         self.wifi = True
         self._w = None
         self._events = []  # bounded: events are for the simulator, never worth memory
         self._event_flag = asyncio.Event()
         self._clock_offset = 0  # the unix port cannot set the host clock, so it keeps an offset
-        self._wdt_deadline = None
+        wifi = cfg["wifi"]
+        self._ssid, self._psk = wifi.get("ssid"), wifi.get("psk")
+        self._said = None
         self._wdt_ms = 0
         self._heap_watch = cfg["heap_watch_ms"]
         self.heap_peak = 0
@@ -126,7 +129,18 @@ class Board:
 
     # -- network ----------------------------------------------------------------------
     async def net_up(self):
-        """True once the Wi-Fi link is up (the simulator can take it away)."""
+        """True once the Wi-Fi link is up (the simulator can take it away). A config that
+        names a Wi-Fi joins the simulated hall's, PINGJIA_SIM_WIFI="ssid:password", and
+        says on the console why not, as the ESP32 board does."""
+        if self._ssid is not None:
+            hall = (os.getenv("PINGJIA_SIM_WIFI") or ":").split(":", 1)
+            why = "no network" if hall[0] != self._ssid else "wrong password" if hall[1] != self._psk else None
+            if why:
+                if why != self._said:
+                    self._said = why
+                    print("pingjia: wifi: %s (%s)" % (why, self._ssid))
+                await asyncio.sleep_ms(1000)
+                return False
         return self.wifi
 
     def rssi(self):
@@ -160,16 +174,14 @@ class Board:
                 f.write(cause)
         sys.exit(EXIT_REBOOT)
 
+    # The ESP32's watchdog is hardware, outside the program: here the simulator is. The
+    # file "wdt" holds the timeout and each feed rewrites it; the simulator resets a
+    # device whose file is older than its timeout (virtual_device.py), even one whose
+    # loop never yields. main.py starts it the same way, before a trial's import.
     def wdt_start(self, timeout_ms):
         self._wdt_ms = timeout_ms
-        self._wdt_deadline = time.ticks_add(time.ticks_ms(), timeout_ms)
-        asyncio.create_task(self._watchdog())
+        self.wdt_feed()
 
     def wdt_feed(self):
-        self._wdt_deadline = time.ticks_add(time.ticks_ms(), self._wdt_ms)
-
-    async def _watchdog(self):
-        # The ESP32's watchdog is hardware; this stands in for it on the unix port.
-        while time.ticks_diff(self._wdt_deadline, time.ticks_ms()) > 0:
-            await asyncio.sleep_ms(200)
-        self.reboot("watchdog")
+        with open(WDT_FILE, "w") as f:
+            f.write(str(self._wdt_ms))

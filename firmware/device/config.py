@@ -12,6 +12,8 @@ DEFAULTS = {
     "ctl": None,  # the unix board's simulator link, "host:port"
     "heap_watch_ms": None,  # the unix board samples the live heap this often
     "wifi": {},  # the ESP32's station: ssid, psk
+    "trial_s": 180,  # a new version must reach the gateway in this, or it is rolled back
+    "font": "font.bin",  # the display font (app.py: the running slot's)
 }
 REQUIRED = ("dev", "hall", "key", "password", "broker")
 

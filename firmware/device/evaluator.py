@@ -5,6 +5,7 @@
 #   link.py      MQTT over TLS kept up; the outbox drained, each rating signed as sent
 #   messages.py  the gateway's acks (a rating leaves the outbox), sessions, time, commands
 #   health.py    the heartbeat
+#   update.py    over-the-air updates: staged in the other slot, run on trial, committed
 #
 # The flow and the link never wait on each other; a supervisor feeds the watchdog while
 # the flow, the link and the heartbeat all keep checking in.
@@ -20,19 +21,22 @@ from link import Link
 from messages import Messages, reset_cause
 from outbox import Outbox
 from state import Counters
+from state import write_text
 from supervisor import Supervisor
+from update import Updater
 
 FW_VERSION = "0.1.0"
 
 
 class Evaluator:
-    def __init__(self, board, cfg):
+    def __init__(self, board, cfg, slot=".", trial=False):
         self.board = board
         self.dev = cfg["dev"]
         self.hall = cfg["hall"]
         self.fw = FW_VERSION
         self.signer = proto.Signer(binascii.unhexlify(cfg["key"]))
         self.reset, last_cmd = reset_cause(board)
+        write_text("last_reset", self.reset)  # for a technician's `pingjia device info`
         self.outbox = Outbox()
         last = self.outbox.last()
         self.counters = Counters(floor=last[0] if last else 0)
@@ -48,6 +52,7 @@ class Evaluator:
         self.supervisor = Supervisor(board, cfg["wdt_ms"])
         self.flow = Flow(self, cfg["reason_timeout_s"])
         self.messages = Messages(self, last_cmd)
+        self.updater = Updater(self, slot, trial, cfg["trial_s"])
         self.link = Link(self, cfg, self.messages.handle)
         self.health = Health(self)
 
@@ -74,4 +79,6 @@ class Evaluator:
         asyncio.create_task(self.link.run())
         asyncio.create_task(self.health.run())
         asyncio.create_task(sv.run())
+        if self.updater.trial:
+            asyncio.create_task(self.updater.run_trial())
         await self.flow.run()

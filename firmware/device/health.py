@@ -11,6 +11,7 @@ HEARTBEAT_S = 60
 class Health:
     def __init__(self, ev):
         self.ev = ev
+        self.sent = 0  # heartbeats published this boot
 
     async def send(self):
         ev = self.ev
@@ -19,12 +20,15 @@ class Health:
         oldest = ev.outbox.pending(1)
         oldest = oldest and records.decode(ev.dev, *oldest[0])
         age = max(0, board.time() - oldest["ts"]) // 1000 if oldest else 0
-        await link.mqtt.publish(ev.topic("health"), proto.encode({
+        msg = {
             "v": 1, "dev": ev.dev, "fw": ev.fw, "model": board.model, "up": ev.uptime(),
             "boot": ev.counters.boot, "reset": ev.reset, "rssi": board.rssi(), "heap_free": free,
             "heap_block": block, "outbox": ev.outbox.depth(), "oldest_s": age,
             "reconnects": link.reconnects - 1, "corrupt": ev.outbox.corrupt, "held": ev.messages.held,
-            "errors": link.mqtt.handler_errors, "tsync": ev.tsync, "ts": board.time()}), 0)
+            "errors": link.mqtt.handler_errors, "tsync": ev.tsync, "ts": board.time()}
+        msg.update(ev.updater.report())
+        await link.mqtt.publish(ev.topic("health"), proto.encode(msg), 0)
+        self.sent += 1
 
     async def run(self):
         ev = self.ev

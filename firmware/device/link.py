@@ -39,6 +39,7 @@ class Link:
         self.sent = {}  # seq -> [ticks sent, resend interval]
         self.wake = asyncio.Event()  # a rating was stored or acked: look at the outbox now
         self.reconnects = 0
+        self.acks = 0  # ratings the gateway acked this boot
         self.time_req = 0
         host, port = cfg["broker"]
         if not _is_ipv4(host):
@@ -78,9 +79,10 @@ class Link:
 
     async def on_connect(self):
         ev, t = self.ev, self.ev.topic
-        await self.mqtt.subscribe([(t("ack"), 0), (t("session"), 1), (t("time"), 0), (t("cmd"), 1)])
-        await self.mqtt.publish(t("status"), proto.encode(
-            {"v": 1, "state": "online", "fw": ev.fw, "boot": ev.counters.boot}), 1, True)
+        await self.mqtt.subscribe([(t("ack"), 0), (t("session"), 1), (t("time"), 0), (t("cmd"), 1), (t("fw"), 0)])
+        status = {"v": 1, "state": "online", "fw": ev.fw, "boot": ev.counters.boot}
+        status.update(ev.updater.report())
+        await self.mqtt.publish(t("status"), proto.encode(status), 1, True)
         await self.request_time()
         await ev.health.send()
         self.board.event("link", up=True)
@@ -116,6 +118,7 @@ class Link:
         """The gateway has rating seq: it leaves the outbox."""
         self.sent.pop(seq, None)
         self.wake.set()
+        self.acks += 1
         return self.ev.outbox.ack(seq)
 
     async def request_time(self):

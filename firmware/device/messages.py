@@ -1,5 +1,7 @@
 # Messages from the gateway, each checked against the device's key first: acks (the
-# gateway has a rating), the window's session (what to show), the time, commands.
+# gateway has a rating), the window's session (what to show), the time, commands. The
+# chunks of an update (D/fw) are the exception: unsigned, since each file is checked
+# against the manifest and the manifest against the hash the signed command named.
 import asyncio
 import json
 import os
@@ -38,6 +40,9 @@ class Messages:
         if not isinstance(msg, dict):
             return
         kind = topic.rsplit("/", 1)[-1]
+        if kind == "fw" and msg.get("dev") == ev.dev:
+            ev.updater.on_chunk(msg)
+            return
         if kind not in KINDS or msg.get("dev") != ev.dev or not ev.signer.verify(kind, msg):
             self.board.event("bad_message", topic=topic)
             return
@@ -79,6 +84,8 @@ class Messages:
             asyncio.create_task(self.ev.health.send())
         elif cmd == "sync_time":
             asyncio.create_task(self.ev.link.request_time())
+        elif cmd == "update":
+            self.ev.updater.command(msg)
 
     async def reboot(self, cmd_id):
         with open(INTENT_FILE, "w") as f:

@@ -16,6 +16,11 @@ import os
 import binascii
 
 DIR = "outbox.d"
+# The format above is 1. An update must not strand ratings: a build says which formats it
+# reads and writes (its manifest), and the updater refuses one that could not read what
+# this version wrote, or whose records this version could not read after a rollback.
+READS = (1,)
+WRITES = 1
 SEG_BYTES = 12000  # close a segment near three 4 KB flash blocks
 CAPACITY = 10000  # pending ratings; beyond this the device stops taking ratings
 

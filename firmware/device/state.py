@@ -18,9 +18,13 @@ def read_int(path, default=0):
 
 
 def write_int(path, value):
+    write_text(path, str(value))
+
+
+def write_text(path, text):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write(str(value))
+        f.write(text)
         f.flush()
     os.rename(tmp, path)
 

@@ -1,6 +1,7 @@
 """`pingjia firmware build`: .mpy bytecode the MicroPython in use loads, a manifest, and
 no stale .py beside a .mpy."""
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -22,10 +23,15 @@ def test_build_makes_bytecode_with_a_manifest_and_no_stale_source(tmp_path):
     (out / "proto.py").write_text("raise SystemExit('a stale source file')\n")
     m = build(out)
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted([*m["files"], "manifest.json"])
+    assert names == sorted([*m["boot"], *m["files"], "manifest.json"])
     assert [n for n in names if n.endswith(".py")] == ["main.py"]  # the stale proto.py is gone
-    assert {"proto.mpy", "outbox.mpy", "mqtt.mpy", "evaluator.mpy"} <= set(m["files"])
-    assert "proto.py" in m["remove"] and "main.py" not in m["remove"]
+    assert set(m["boot"]) == {"main.py", "slots.mpy"}  # the flash root's; the rest goes into a slot
+    assert {"proto.mpy", "outbox.mpy", "mqtt.mpy", "evaluator.mpy", "app.mpy", "update.mpy", "font.bin"} \
+        <= set(m["files"])
+    assert m["outbox"] == {"reads": [1], "writes": 1}
+    entries = {**m["boot"], **m["files"]}
+    assert m["content_hash"] == hashlib.sha256("".join(f"{n}\0{h}\n" for n, h in sorted(entries.items()))
+                                               .encode()).hexdigest()
     assert m["version"] == "0.1.0" and "mpy v6" in m["compiler"]
     assert build(tmp_path / "again")["content_hash"] == m["content_hash"]  # reproducible
 
@@ -37,7 +43,7 @@ def test_the_bytecode_runs_under_micropython(tmp_path):
     script = f"""
 import sys, json, binascii
 sys.path.insert(0, {str(out)!r})
-import proto, outbox, state, mqtt, evaluator, board_unix
+import proto, outbox, state, mqtt, evaluator, board_unix, update, app
 ok = 0
 for v in json.load(open("signing.json"))["vectors"]:
     s = proto.Signer(binascii.unhexlify(v["key"]))

@@ -1,0 +1,264 @@
+# Over-the-air updates (protocol.md section 12). The gateway's signed `update` command
+# names a build by its content hash; the device fetches the build's manifest and files
+# over MQTT (D/fw/req -> D/fw), checks the manifest against the hash and every file
+# against the manifest, stages them in the slot it does not run and switches to that
+# slot on trial (slots.py). The new version commits itself once it has reached the
+# gateway: connected, clock synced, a heartbeat out, the outbox draining. One that cannot
+# within trial_s reboots, and main.py rolls it back. The outbox is outside the slots and
+# is never touched; a build says which outbox formats it reads and writes, and one that
+# could not read this outbox, or whose outbox this version could not read after a
+# rollback, is refused.
+import asyncio
+import binascii
+import hashlib
+import json
+import os
+import time
+
+import outbox
+import proto
+import slots
+
+MANIFEST = "manifest.json"
+CHUNK_WAIT_MS = 5000  # a chunk not answered in this is asked for again
+CHUNK_TRIES = 6
+MAX_FILES = 64
+NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+
+
+class UpdateError(Exception):
+    pass
+
+
+def sha256(path, buf):
+    """A file's SHA-256 as hex, or None if it cannot be read."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                h.update(buf if n == len(buf) else buf[:n])
+    except OSError:
+        return None
+    return binascii.hexlify(h.digest()).decode()
+
+
+def content_hash(entries):
+    """A build's content hash over its files' names and SHA-256s (firmware/build.py)."""
+    h = hashlib.sha256()
+    for name in sorted(entries):
+        h.update(name.encode() + b"\0" + entries[name].encode() + b"\n")
+    return binascii.hexlify(h.digest()).decode()
+
+
+def manifest(slot):
+    """A slot's manifest, or {} if it has none that reads."""
+    try:
+        with open(slot + "/" + MANIFEST) as f:
+            m = json.load(f)
+        return m if isinstance(m, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _is_hex64(s):
+    return isinstance(s, str) and len(s) == 64 and all(c in "0123456789abcdef" for c in s)
+
+
+def _safe_name(n):
+    return isinstance(n, str) and 0 < len(n) <= 40 and n[0] != "." and all(c in NAME_CHARS for c in n)
+
+
+def check_manifest(m, want_hash):
+    """The files of a fetched manifest, if it is the build the signed command named."""
+    files, boot = m.get("files"), m.get("boot", {})
+    if not isinstance(files, dict) or not isinstance(boot, dict) or not files or len(files) > MAX_FILES:
+        raise UpdateError("manifest lists no files")
+    for n, h in list(files.items()) + list(boot.items()):
+        if not _safe_name(n) or n == MANIFEST or not _is_hex64(h):
+            raise UpdateError("manifest names a bad file")
+    entries = dict(boot)
+    entries.update(files)
+    if content_hash(entries) != want_hash or m.get("content_hash") != want_hash:
+        raise UpdateError("manifest does not match the signed hash")
+    if m.get("firmware") != "pingjia-evaluator" or "app.mpy" not in files and "app.py" not in files:
+        raise UpdateError("not an evaluator build")
+    box = m.get("outbox") or {}
+    if box.get("writes") not in outbox.READS or outbox.WRITES not in (box.get("reads") or ()):
+        raise UpdateError("outbox format: build writes %r, reads %r" % (box.get("writes"), box.get("reads")))
+    return files
+
+
+class Updater:
+    def __init__(self, ev, slot, trial, trial_s):
+        self.ev = ev
+        self.slot = slot
+        self.trial = trial
+        self.trial_s = trial_s
+        m = manifest(slot)
+        self.hash = m.get("content_hash") or ""
+        self.version = m.get("version") or ev.fw
+        self.rolled_back = (slots.read() or {}).get("rolled_back")
+        self.job = None  # the update command being carried out
+        self._want = None  # (file, off) of the chunk awaited
+        self._chunk = None
+        self._got = asyncio.Event()
+        self._buf = bytearray(512)
+
+    def report(self):
+        """What the status and the heartbeat say of the firmware (protocol.md section 7)."""
+        out = {"fwh": self.hash}
+        if self.trial:
+            out["trial"] = True
+        rb = self.rolled_back
+        if isinstance(rb, dict):
+            out["rolled_back"] = {"hash": rb.get("hash"), "why": str(rb.get("why"))[:100]}
+        return out
+
+    # -- on trial: commit once healthy, or reboot for main.py to roll back -------------
+    def healthy(self):
+        ev = self.ev
+        return (ev.link.mqtt.connected and ev.tsync and ev.health.sent > 0
+                and (ev.outbox.depth() == 0 or ev.link.acks > 0))
+
+    async def run_trial(self):
+        t0 = time.ticks_ms()
+        while not self.healthy():
+            if time.ticks_diff(time.ticks_ms(), t0) > self.trial_s * 1000:
+                self.ev.board.event("trial", ok=False)
+                self.ev.board.reboot("trial")  # main.py rolls back at the next boot
+            await asyncio.sleep_ms(500)
+        st = slots.read()
+        if st and st.get("trial") == self.slot:
+            slots.write({"active": self.slot})
+        self.trial = False
+        self.rolled_back = None
+        self.ev.board.event("trial", ok=True)
+        await self.ev.health.send()  # the gateway sees the committed version now
+
+    # -- the update command --------------------------------------------------------------
+    def command(self, msg):
+        want = msg.get("hash")
+        if not _is_hex64(want):
+            return self.reply(msg, False, "no hash")
+        if want == self.hash:
+            return self.reply(msg, True, "running")
+        if self.trial:
+            return self.reply(msg, False, "on trial")
+        if self.job is not None:
+            if self.job.get("hash") != want:
+                self.reply(msg, False, "busy")
+            return None
+        self.job = msg
+        asyncio.create_task(self._update(msg))
+
+    def reply(self, msg, ok, detail):
+        ev = self.ev
+        asyncio.create_task(ev.link.mqtt.publish(ev.topic("cmd/reply"), proto.encode(
+            {"v": 1, "dev": ev.dev, "id": msg.get("id"), "ok": ok, "detail": detail}), 1))
+
+    async def _update(self, msg):
+        try:
+            target = slots.other(self.slot)
+            await self._stage(msg["hash"], target)
+            slots.write({"active": self.slot, "trial": target, "tried": 0, "hash": msg["hash"],
+                         "version": msg.get("version"), "cmd": msg.get("id")})
+        except (UpdateError, OSError, ValueError) as e:
+            self.job = None
+            self.ev.board.event("update", ok=False, why=str(e))
+            return self.reply(msg, False, str(e)[:100])
+        self.reply(msg, True, "staged")
+        self.ev.board.event("update", ok=True, hash=msg["hash"])
+        await self.ev.messages.reboot(str(msg.get("id")))
+
+    async def _stage(self, want, target):
+        try:
+            os.mkdir(target)
+        except OSError:
+            pass  # there from an earlier version or an interrupted update
+        part = target + "/" + MANIFEST + ".part"
+        await self._fetch(want, MANIFEST, part)
+        with open(part) as f:
+            m = json.load(f)
+        if not isinstance(m, dict):
+            raise UpdateError("manifest is not an object")
+        files = check_manifest(m, want)
+        buf = self._buf
+        for name, h in files.items():
+            path = target + "/" + name
+            if sha256(path, buf) == h:
+                continue  # there already: a resumed update, or unchanged since that version
+            if sha256(self.slot + "/" + name, buf) == h:
+                self._copy(self.slot + "/" + name, path + ".part")
+            else:
+                await self._fetch(want, name, path + ".part")
+            if sha256(path + ".part", buf) != h:
+                raise UpdateError(name + " does not match the manifest")
+            os.rename(path + ".part", path)
+        for name in os.listdir(target):
+            if name not in files and name != MANIFEST + ".part":
+                os.remove(target + "/" + name)  # a stale module would be imported
+        os.rename(part, target + "/" + MANIFEST)
+
+    def _copy(self, src, dst):
+        buf = self._buf
+        with open(src, "rb") as f, open(dst, "wb") as out:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                out.write(buf if n == len(buf) else buf[:n])
+
+    async def _fetch(self, want, name, dest):
+        """One file of the build from the gateway, chunk by chunk, into dest."""
+        off, size = 0, None
+        with open(dest, "wb") as f:
+            while size is None or off < size:
+                c = await self._ask(want, name, off)
+                size = c["size"]
+                data = binascii.a2b_base64(c["data"])
+                if not data and off < size:
+                    raise UpdateError("empty chunk of " + name)
+                if size > self._free() + off:
+                    raise UpdateError("no room in flash for " + name)
+                f.write(data)
+                off += len(data)
+                self.ev.supervisor.alive("link")
+
+    def _free(self):
+        try:
+            s = os.statvfs("/")
+            return s[0] * s[3]
+        except (OSError, AttributeError):
+            return 1 << 30
+
+    async def _ask(self, want, name, off):
+        ev = self.ev
+        req = proto.encode({"v": 1, "dev": ev.dev, "hash": want, "file": name, "off": off})
+        for _ in range(CHUNK_TRIES):
+            self._want = (want, name, off)
+            self._chunk = None
+            self._got.clear()
+            await ev.link.mqtt.publish(ev.topic("fw/req"), req, 0)
+            try:
+                await asyncio.wait_for_ms(self._got.wait(), CHUNK_WAIT_MS)
+            except asyncio.TimeoutError:
+                continue
+            c = self._chunk
+            if c is not None:
+                if c.get("error"):
+                    raise UpdateError("gateway: " + str(c["error"])[:60])
+                return c
+        raise UpdateError("the gateway did not send " + name)
+
+    def on_chunk(self, msg):
+        """A D/fw message: the chunk awaited, or nothing (a late or stray one)."""
+        if self._want is None or (msg.get("hash"), msg.get("file"), msg.get("off")) != self._want:
+            return
+        if not msg.get("error") and not (isinstance(msg.get("size"), int) and isinstance(msg.get("data"), str)):
+            return
+        self._want = None
+        self._chunk = msg
+        self._got.set()
