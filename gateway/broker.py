@@ -25,8 +25,8 @@ from .config import Config
 from .errors import PingjiaError
 from .protocol import ROOT
 
-DEVICE_WRITES = ("rating", "status", "health", "time/req", "cmd/reply")
-DEVICE_READS = ("ack", "session", "time", "cmd")
+DEVICE_WRITES = ("rating", "status", "health", "time/req", "cmd/reply", "fw/req")
+DEVICE_READS = ("ack", "session", "time", "cmd", "fw")
 MAX_PACKET = 8192  # bytes: protocol messages stay under 4 KB (a session with the longest names is under 1 KB)
 
 

@@ -201,6 +201,36 @@ def _audit(args) -> None:
         print(f"{e['at']}  {e['actor']:<14} {e['action']:<20} {e['target'] or '-':<14} {detail}")
 
 
+def zip_build(folder: Path) -> bytes:
+    """A `pingjia firmware build` folder as the zip the API takes."""
+    import io
+    import zipfile
+
+    if not (folder / "manifest.json").exists():
+        raise PingjiaError(f"no firmware build in {folder}: run `pingjia firmware build --out {folder}`")
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for p in sorted(folder.iterdir()):
+            if p.is_file():
+                z.write(p, p.name)
+    return out.getvalue()
+
+
+def _firmware_upload(args) -> None:
+    _print(ApiClient(args.home).call("POST", "/api/v1/firmware", content=zip_build(Path(args.build)),
+                                     headers={"Content-Type": "application/zip"}))
+
+
+def _rollout_start(args) -> None:
+    body = {"hash": args.hash, "canary": args.canary, "shares": args.shares}
+    if args.dev:
+        body["devices"] = args.dev
+    r = ApiClient(args.home).call("POST", "/api/v1/rollouts", json=body)
+    print(f"rollout {r['id']}: {len(r['devices'])} devices in stages of {r['stages']}; "
+          f"`pingjia gateway rollout show {r['id']}` follows it", file=sys.stderr)
+    _print(r)
+
+
 def _call(method: str, path: str, body=None):
     """A command that is one API call, its answer printed: path and body are made from
     the parsed arguments."""
@@ -253,6 +283,25 @@ def register(sub) -> None:
     gt.add_argument("dev")
     gt.add_argument("--grace-hours", type=float, default=168,
                     help="how long ratings signed with the old key still verify (default a week)")
+
+    gf = gsub.add_parser("firmware", help="firmware builds kept for updates over the air")
+    fsub = gf.add_subparsers(dest="firmware_action", required=True)
+    command(fsub, "upload", _firmware_upload, "keep a `pingjia firmware build` folder (every file checked)") \
+        .add_argument("build")
+    command(fsub, "list", _call("GET", "/api/v1/firmware"), "the builds kept")
+    go = gsub.add_parser("rollout", help="a build rolled out over the air, in stages")
+    osub = go.add_subparsers(dest="rollout_action", required=True)
+    os_ = command(osub, "start", _rollout_start, "a canary, then shares of the devices; halts on a rollback")
+    os_.add_argument("hash", help="the build's content hash (pingjia gateway firmware list)")
+    os_.add_argument("--dev", action="append", help="a device to update; repeat (default: every active one)")
+    os_.add_argument("--canary", type=int, default=1, help="devices in the first stage")
+    os_.add_argument("--shares", type=float, nargs="+", default=[0.25, 1.0],
+                     help="the share of all devices updated after each later stage")
+    command(osub, "list", _call("GET", "/api/v1/rollouts"), "rollouts, newest first")
+    for name in ("show", "halt", "resume", "cancel"):
+        path = "/api/v1/rollouts/{rid}" + ("" if name == "show" else f"/{name}")
+        command(osub, name, _call("GET" if name == "show" else "POST", path), f"{name} a rollout") \
+            .add_argument("rid", metavar="ID")
 
     gu = gsub.add_parser("user", help="accounts (through the running gateway)")
     usub = gu.add_subparsers(dest="user_action", required=True)

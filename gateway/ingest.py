@@ -12,7 +12,9 @@ it was never application-acked for.
 
 from __future__ import annotations
 
+import base64
 import collections
+import json
 import logging
 import socket
 import sqlite3
@@ -24,7 +26,7 @@ import paho.mqtt.client as mqtt
 
 from . import protocol
 from .config import Config
-from .data import devices, hall, open_db, ratings, rejections, summaries, transaction
+from .data import devices, firmware, hall, open_db, ratings, rejections, summaries, transaction
 from .protocol import Rejected
 
 log = logging.getLogger("pingjia.ingest")
@@ -67,8 +69,41 @@ class LimitedLog:
         return False
 
 
+FW_CHUNK = 2048  # bytes of a build per D/fw message: base64 keeps it under the device's 4 KB packets
+FW_CHUNKS_PER_S = 50
+
+
+def _chunk(dev: str, h: str, name: str, off: int, path) -> dict:
+    msg = {"v": 1, "dev": dev, "hash": h, "file": name, "off": off}
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(min(off, size))
+            data = f.read(FW_CHUNK)
+    except (OSError, TypeError):
+        return {**msg, "error": "no such file in the build"}
+    return {**msg, "size": size, "data": base64.b64encode(data).decode()}
+
+
+class Rate:
+    """At most `per_s` events a second per key, in one-second windows; bounded by the keys
+    (the registered devices) that ask."""
+
+    def __init__(self, per_s: int):
+        self.per_s = per_s
+        self._seen: dict[str, tuple[int, int]] = {}
+
+    def allow(self, key: str, now: float) -> bool:
+        second = int(now)
+        at, n = self._seen.get(key, (second, 0))
+        n = n + 1 if at == second else 1
+        self._seen[key] = (second, n)
+        return n <= self.per_s
+
+
 class Ingest:
-    def __init__(self, cfg: Config, on_stored=None, on_order=None, on_event=None):
+    def __init__(self, cfg: Config, on_stored=None, on_order=None, on_event=None, on_reply=None):
         self.cfg = cfg
         self.db = open_db(cfg.db_path)
         self.offset_s = cfg.utc_offset_s  # the hall's days, for the statistics' summaries
@@ -76,6 +111,8 @@ class Ingest:
         self.on_stored = on_stored  # called after each newly stored rating (wakes the forwarder)
         self.on_order = on_order  # called with each work order a bad review opened, once committed
         self.on_event = on_event  # (kind, data): a rating stored, a device's status or heartbeat, for consoles
+        self.on_reply = on_reply  # a device answered a command (wakes the rollouts)
+        self._fw_limit = Rate(FW_CHUNKS_PER_S)
         self.counts: Counter[str] = Counter()  # stored, duplicate, rejected:<reason>, ... since start
         self.broker_dropped: int | None = None  # the broker's own count of dropped messages
         self.lock = threading.RLock()  # guards self.db: the writer and the API's session pushes
@@ -141,7 +178,8 @@ class Ingest:
             return
         root = f"{protocol.ROOT}/{self.cfg.hall}/+"
         client.subscribe([(f"{root}/rating", 1), (f"{root}/status", 1), (f"{root}/health", 0),
-                          (f"{root}/time/req", 0), (f"{root}/cmd/reply", 1), (DROPPED_TOPIC, 0)])
+                          (f"{root}/time/req", 0), (f"{root}/cmd/reply", 1), (f"{root}/fw/req", 0),
+                          (DROPPED_TOPIC, 0)])
         client.publish(self._gateway_status_topic, protocol.encode({"v": 1, "state": "online"}), qos=1, retain=True)
         self.connected.set()
         log.info("connected to the broker at 127.0.0.1:%s", self.cfg.local_port)
@@ -252,7 +290,8 @@ class Ingest:
             return self._rating(dev, topic, payload, now)
         if dev == "gateway":
             return []  # our own retained status
-        handler = {"health": self._health, "status": self._status, "time/req": self._time}.get(leaf)
+        handler = {"health": self._health, "status": self._status, "time/req": self._time,
+                   "cmd/reply": self._cmd_reply, "fw/req": self._fw_req}.get(leaf)
         if handler is None:
             return []
         d = self._device(dev)
@@ -363,6 +402,37 @@ class Ingest:
                                 {"dev": dev, "id": req["id"], "now": int(now * 1000)})
         return [lambda: self.client.publish(protocol.topic(self.cfg.hall, dev, "time"),
                                             protocol.encode(reply), qos=0)]
+
+    def _cmd_reply(self, d, msg, now) -> list:
+        protocol.check_version(msg)
+        if msg.get("dev") != d["dev"]:
+            raise Rejected("topic_mismatch", "command reply for another device")
+        if not (protocol.is_text(msg.get("id"), 32) and type(msg.get("ok")) is bool
+                and protocol.is_text(msg.get("detail") or "-", 100)):
+            raise Rejected("schema", "command reply fields missing or malformed")
+        firmware.replied(self.db, d["dev"], msg["id"], msg["ok"], msg.get("detail") or "", now)
+        return [self.on_reply] if self.on_reply else []
+
+    def _fw_req(self, d, req, now) -> list:
+        """A chunk of the build a rollout is sending this device (protocol.md section 12).
+        Only that build, only its files, at most FW_CHUNKS_PER_S a second per device: a
+        device's key buys no more than its own update."""
+        dev = d["dev"]
+        protocol.check_version(req)
+        if req.get("dev") != dev:
+            raise Rejected("topic_mismatch", "firmware request for another device")
+        off, name, h = req.get("off"), req.get("file"), req.get("hash")
+        if not (protocol.int_in(0, firmware.MAX_BYTES)(off) and isinstance(name, str)
+                and firmware.NAME.match(name) and isinstance(h, str) and protocol.HEX64.match(h)):
+            raise Rejected("schema", "firmware request fields missing or malformed")
+        if not self._fw_limit.allow(dev, now):
+            raise Rejected("fw_request", "more firmware requests than a device makes")
+        want = firmware.wanted(self.db, dev)
+        if want is None or want["hash"] != h:
+            raise Rejected("fw_request", f"no rollout is sending build {h[:12]} to this device")
+        path = firmware.file_path(self.cfg.home, h, name, json.loads(want["manifest"]))
+        topic = protocol.topic(self.cfg.hall, dev, "fw")
+        return [lambda: self.client.publish(topic, protocol.encode(_chunk(dev, h, name, off, path)), qos=0)]
 
     # -- sessions pushed to devices ----------------------------------------------------
     def publish_session(self, window: str) -> None:

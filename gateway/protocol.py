@@ -40,6 +40,7 @@ FIELDS = {
     "session": ("dev", "window", "staff_id", "staff_name", "case", "item_code", "item_name", "rated", "at"),
     "time": ("dev", "id", "now"),
     "cmd": ("dev", "id", "cmd", "at"),
+    "update": ("dev", "id", "cmd", "hash", "version", "at"),  # the cmd "update" (section 12)
 }
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -209,6 +210,16 @@ def parse_rating(payload: bytes) -> tuple[Rating, dict]:
 # known one of the wrong type or size refuses the heartbeat: one device's data must never
 # be able to break a view of all devices.
 RESET_CAUSES = ("power_on", "watchdog", "panic", "soft", "deep_sleep", "brownout", "intended", "unknown")
+HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _rolled_back(v) -> bool:
+    return (type(v) is dict and set(v) <= {"hash", "cmd", "why"} and (v.get("hash") is None or _hex64(v["hash"]))
+            and is_text(v.get("cmd") or "-", 32) and is_text(v.get("why") or "-", 100))
+
+
+def _hex64(v) -> bool:
+    return type(v) is str and HEX64.match(v) is not None
 MODELS = ("five-button", "tablet")
 U32 = 2**32
 
@@ -225,6 +236,7 @@ HEALTH_FIELDS = {
     "heap_block": int_in(0, U32), "outbox": int_in(0, U32), "oldest_s": int_in(0, U32),
     "reconnects": int_in(0, U32), "corrupt": int_in(0, U32), "held": int_in(0, U32),
     "errors": int_in(0, U32),
+    "fwh": lambda v: v == "" or _hex64(v), "trial": lambda v: type(v) is bool, "rolled_back": _rolled_back,
 }
 
 

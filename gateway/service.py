@@ -14,6 +14,7 @@ from .data import devices
 from .events import Events
 from .forwarder import Forwarder
 from .ingest import Ingest
+from .ota import Rollouts
 from .workflow import WorkOrders
 
 log = logging.getLogger("pingjia.gateway")
@@ -25,8 +26,10 @@ class Gateway:
         self.events = Events(cfg)
         self.work_orders = WorkOrders(cfg, self.events)
         self.forwarder = Forwarder(cfg)
+        self.rollouts = Rollouts(cfg, self.events)
         self.ingest = Ingest(cfg, on_stored=self.forwarder.wake.set, on_order=self.work_orders.opened,
-                             on_event=self.events.publish)
+                             on_event=self.events.publish, on_reply=self.rollouts.wake)
+        self.rollouts.publish = lambda topic, payload, qos: self.ingest.client.publish(topic, payload, qos=qos)
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
@@ -35,6 +38,7 @@ class Gateway:
         self.work_orders.start()
         self.forwarder.start()
         self.ingest.start()
+        self.rollouts.start()
         if self.ingest.connected.wait(10):
             self.push_all_sessions()
         app = create_app(self.cfg, self, local_token)
@@ -43,6 +47,7 @@ class Gateway:
             uvicorn.run(app, host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning",
                         timeout_graceful_shutdown=5)
         finally:
+            self.rollouts.stop()
             self.ingest.stop()
             self.forwarder.stop()
             self.work_orders.stop()

@@ -43,7 +43,8 @@ class Messages:
         if kind == "fw" and msg.get("dev") == ev.dev:
             ev.updater.on_chunk(msg)
             return
-        if kind not in KINDS or msg.get("dev") != ev.dev or not ev.signer.verify(kind, msg):
+        signed = "update" if kind == "cmd" and msg.get("cmd") == "update" else kind  # its own fields
+        if kind not in KINDS or msg.get("dev") != ev.dev or not ev.signer.verify(signed, msg):
             self.board.event("bad_message", topic=topic)
             return
         if kind == "ack":

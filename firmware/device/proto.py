@@ -13,6 +13,7 @@ FIELDS = {
     "session": ("dev", "window", "staff_id", "staff_name", "case", "item_code", "item_name", "rated", "at"),
     "time": ("dev", "id", "now"),
     "cmd": ("dev", "id", "cmd", "at"),
+    "update": ("dev", "id", "cmd", "hash", "version", "at"),  # the cmd "update" (section 12)
 }
 
 LEVELS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")

@@ -114,7 +114,8 @@ class Updater:
             out["trial"] = True
         rb = self.rolled_back
         if isinstance(rb, dict):
-            out["rolled_back"] = {"hash": rb.get("hash"), "why": str(rb.get("why"))[:100]}
+            out["rolled_back"] = {"hash": rb.get("hash"), "cmd": str(rb.get("cmd"))[:32],
+                                  "why": str(rb.get("why"))[:100]}
         return out
 
     # -- on trial: commit once healthy, or reboot for main.py to roll back -------------
@@ -128,7 +129,7 @@ class Updater:
         while not self.healthy():
             if time.ticks_diff(time.ticks_ms(), t0) > self.trial_s * 1000:
                 self.ev.board.event("trial", ok=False)
-                self.ev.board.reboot("trial")  # main.py rolls back at the next boot
+                await self.ev.messages.reboot("trial")  # main.py rolls back at the next boot
             await asyncio.sleep_ms(500)
         st = slots.read()
         if st and st.get("trial") == self.slot:
@@ -152,6 +153,7 @@ class Updater:
                 self.reply(msg, False, "busy")
             return None
         self.job = msg
+        self.rolled_back = None  # said; the gateway asks again knowing it
         asyncio.create_task(self._update(msg))
 
     def reply(self, msg, ok, detail):

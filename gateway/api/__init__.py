@@ -24,7 +24,7 @@ from ..config import Config
 from ..errors import Conflict, NotFound
 from ..events import Events
 from ..workflow import WorkOrders
-from . import accounts, devices, hall, metrics, ops, ratings, workorders
+from . import accounts, devices, firmware, hall, metrics, ops, ratings, workorders
 from .deps import errors
 from .guard import Guard
 
@@ -68,7 +68,7 @@ def create_app(cfg: Config, gateway=None, local_token: str | None = None) -> Fas
     app.include_router(ops.public)
     app.include_router(accounts.public)
     app.include_router(hall.business, responses=errors(401, 403))
-    for module in (hall, devices, ratings, workorders, ops, accounts, metrics):
+    for module in (hall, devices, firmware, ratings, workorders, ops, accounts, metrics):
         app.include_router(module.router, responses=errors(401, 403))
     console.mount(app)
     app.add_middleware(Guard, auth=app.state.auth)

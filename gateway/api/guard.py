@@ -17,6 +17,7 @@ from fastapi import HTTPException
 from ..auth import Authenticator
 
 MAX_BODY = 1_000_000  # bytes; the largest legitimate body (a requeue of 10,000 IDs) is ~300 KB
+LARGER = {"/api/v1/firmware": 4_000_000}  # a zipped firmware build
 PUBLIC = ("/api/v1/health", "/api/v1/login", "/docs", "/openapi.json", "/console")
 PUBLIC_UNDER = "/console/"  # the console's files: no data in them (gateway/console)
 EVENTS = "/api/v1/events"  # a browser's EventSource sends no header: it brings a ticket instead
@@ -49,8 +50,9 @@ class Guard:
             length = int(headers.get(b"content-length", b"0"))
         except ValueError:
             return await _answer(send, 400, "bad Content-Length")
-        if length > MAX_BODY:
-            return await _answer(send, 413, f"the body is larger than {MAX_BODY} bytes")
+        limit = LARGER.get(path, MAX_BODY)
+        if length > limit:
+            return await _answer(send, 413, f"the body is larger than {limit} bytes")
         seen = 0
 
         async def capped():
@@ -59,8 +61,8 @@ class Guard:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > MAX_BODY:
-                    raise BodyTooLarge()
+                if seen > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         started = False
@@ -74,7 +76,7 @@ class Guard:
             await self.app(scope, capped, tracked)
         except BodyTooLarge:
             if not started:
-                await _answer(send, 413, f"the body is larger than {MAX_BODY} bytes")
+                await _answer(send, 413, f"the body is larger than {limit} bytes")
 
 
 def _ticket(query: bytes) -> str:
@@ -87,8 +89,8 @@ def _ticket(query: bytes) -> str:
 class BodyTooLarge(HTTPException):
     """An HTTPException, so that FastAPI, reading the body, answers it as such."""
 
-    def __init__(self):
-        super().__init__(413, f"the body is larger than {MAX_BODY} bytes")
+    def __init__(self, limit: int):
+        super().__init__(413, f"the body is larger than {limit} bytes")
 
 
 async def _answer(send, status: int, detail: str, headers=()) -> None:

@@ -126,8 +126,15 @@ def _cases_summaries(db: sqlite_utils.Database) -> None:
     summaries.create_cases(db)
 
 
+def _firmware(db: sqlite_utils.Database) -> None:
+    """Version 7: firmware builds kept for devices, and their rollouts (data/firmware.py)."""
+    from . import firmware
+
+    firmware.create(db)
+
+
 # schema version N is MIGRATIONS[:N]; append, never edit
-MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises, _summaries, _cases_summaries)
+MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises, _summaries, _cases_summaries, _firmware)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
