@@ -32,7 +32,10 @@ def test_every_answer_conforms_to_the_openapi_document(gw):
          "--no-color", "--suppress-health-check", "all",
          # logout would revoke the very token the run uses; the event stream never ends (it
          # has its own tests, tests/test_work_orders.py)
-         "--exclude-path", "/api/v1/logout", "--exclude-path", "/api/v1/events"],
+         # a firmware upload is a zip whose content no schema can say (tests/test_ota.py sends
+         # good and tampered ones)
+         "--exclude-path", "/api/v1/logout", "--exclude-path", "/api/v1/events",
+         "--exclude-name", "POST /api/v1/firmware"],
         capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
     assert "passed" in r.stdout

@@ -48,6 +48,8 @@ def builds(d=Depends(deps.db), cfg=Depends(deps.cfg)):
 
 
 @router.post("/firmware", status_code=201, responses=deps.errors(400, 409, 413),
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
              summary="Keep a firmware build: the body is a zip of a `pingjia firmware build` folder; every file "
                      "is checked against its manifest")
 async def upload(request: Request, d=Depends(deps.db), cfg=Depends(deps.cfg), who=deps.needs("devices:write")):
