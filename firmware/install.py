@@ -124,10 +124,14 @@ def info(b: Board) -> dict:
            "boot_count": int(raw["boot"]) if (raw["boot"] or "").strip().isdigit() else None,
            "last_reset": (raw["last_reset"] or "").strip() or None, "outbox": raw["outbox"]}
     if m.get("files") is not None and st.get("active"):
-        wanted = {f"{st['active']}/{n}": h for n, h in m["files"].items()} | dict(m.get("boot") or {})
-        have = b.hashes(list(wanted))
-        out["files_match"] = have == wanted
+        # the slot's files; the boot files are the USB install's, and an update over the air
+        # leaves them as they were: said apart
+        wanted = {f"{st['active']}/{n}": h for n, h in m["files"].items()}
+        boot = dict(m.get("boot") or {})
+        have = b.hashes([*wanted, *boot])
+        out["files_match"] = all(have.get(p) == h for p, h in wanted.items())
         out["files_differing"] = sorted(p for p in wanted if have.get(p) != wanted[p])
+        out["boot_files_of_this_build"] = all(have.get(p) == h for p, h in boot.items())
     if isinstance(cfg, dict):
         shown = {k: v for k, v in cfg.items() if k not in SECRETS and k not in ("ca", "wifi")}
         shown["ca"] = bool(cfg.get("ca"))

@@ -70,7 +70,7 @@ class LimitedLog:
 
 
 FW_CHUNK = 2048  # bytes of a build per D/fw message: base64 keeps it under the device's 4 KB packets
-FW_CHUNKS_PER_S = 50
+FW_CHUNKS_PER_S = 200  # a device asks for one chunk at a time: ample for it, a bound for a flood
 
 
 def _chunk(dev: str, h: str, name: str, off: int, path) -> dict:

@@ -49,6 +49,15 @@ def register(sub) -> None:
     sl.add_argument("--home", default=None)
     sl.set_defaults(func=_command("simulator.commands.load"))
 
+    so = smsub.add_parser("ota", help="updates over the air: a staged rollout, broken builds rolled back, "
+                                      "power cuts during updates")
+    so.add_argument("--devices", type=int, default=10)
+    so.add_argument("--cuts", type=int, default=200, help="kill -9s at random moments of updates")
+    so.add_argument("--cut-devices", type=int, default=5, help="devices the cuts are spread over, at once")
+    so.add_argument("--seed", type=int, default=None)
+    so.add_argument("--home", default=None)
+    so.set_defaults(func=_command("simulator.commands.ota"))
+
     b = sub.add_parser("bench", help="benchmarks; each prints a JSON line last")
     bsub = b.add_subparsers(dest="bench", required=True)
     bi = bsub.add_parser("ingest", help="the gateway's durable ingest: throughput, ack latency, 10,000 devices")
