@@ -51,30 +51,41 @@ def install(b: Board, build: Path, progress: bool = True) -> dict:
                 "already": True}
     target = SLOTS[1] if active == SLOTS[0] else SLOTS[0]
     b.mkdir(target)
-    wanted = {f"{target}/{n}": h for n, h in m["files"].items()} | dict(m["boot"])
-    have = b.hashes(list(wanted))
-    todo = [p for p, h in wanted.items() if have.get(p) != h]
+    slot = {f"{target}/{n}": h for n, h in m["files"].items()}
+    boot = dict(m["boot"])
+    have = b.hashes([*slot, *boot])
+    todo = [p for p, h in {**slot, **boot}.items() if have.get(p) != h]
     sizes = {p: (Path(build) / p.split("/")[-1]).stat().st_size for p in todo}
     bar = tqdm(total=sum(sizes.values()), unit="B", unit_scale=True, desc="install", disable=not progress,
                file=sys.stderr)
     try:
-        for p in sorted(todo, key=lambda p: p in m["boot"]):  # the boot files last
+        # the slot first, checked; then slot.json names it; the boot files last, so that a
+        # pulled cable leaves a board that boots: the old version, or the new one (an older
+        # main.py runs a slot as well, and one of the layout before slots ignores them)
+        for p in [p for p in todo if p in slot]:
             b.write(p, (Path(build) / p.split("/")[-1]).read_bytes(), bar.update)
+        stale = [f"{target}/{n}" for n in b.listdir(target) if n not in m["files"] and n != "manifest.json"]
+        b.remove(*stale)
+        b.write(f"{target}/manifest.json", (Path(build) / "manifest.json").read_bytes())
+        _check(b, slot)
+        b.write("slot.json", json.dumps({"active": target}).encode())
+        for p in [p for p in todo if p in boot]:
+            b.write(p, (Path(build) / p).read_bytes(), bar.update)
+        _check(b, boot)
     finally:
         bar.close()
-    stale = [f"{target}/{n}" for n in b.listdir(target) if n not in m["files"] and n != "manifest.json"]
-    b.remove(*stale)
-    b.write(f"{target}/manifest.json", (Path(build) / "manifest.json").read_bytes())
-    bad = [p for p, h in b.hashes(list(wanted)).items() if h != wanted[p]]
-    if bad:
-        raise FieldError(f"{len(bad)} files on the board do not match the build ({bad[0]}): run install again")
     # files of the flat layout before slots: they would only take room
     legacy = [n for n in b.listdir("") if n not in DATA and n not in m["boot"] and n not in SLOTS
               and (n.endswith(".py") or n.endswith(".mpy") or n == "font.bin")]
     b.remove(*legacy)
-    b.write("slot.json", json.dumps({"active": target}).encode())
     return {"version": m["version"], "content_hash": m["content_hash"], "slot": target, "copied": len(todo),
             "removed": len(stale) + len(legacy), "already": False}
+
+
+def _check(b: Board, wanted: dict[str, str]) -> None:
+    bad = [p for p, h in b.hashes(list(wanted)).items() if h != wanted[p]]
+    if bad:
+        raise FieldError(f"{len(bad)} files on the board do not match the build ({bad[0]}): run install again")
 
 
 def _verified(b: Board, m: dict, slot: str) -> bool:

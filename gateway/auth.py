@@ -41,7 +41,8 @@ log = logging.getLogger("pingjia.auth")
 # What each role may do. A supervisor acts on the work orders of their own windows only.
 ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({"read", "devices:read", "devices:write", "ops:read", "ratings:release",
-                        "forwarder:requeue", "work_orders:act", "hall:report", "accounts"}),
+                        "forwarder:requeue", "work_orders:act", "hall:report", "accounts",
+                        "firmware:upload"}),  # what runs on every device: an admin's call, not a technician's
     "supervisor": frozenset({"read", "devices:read", "ops:read", "work_orders:act"}),
     "viewer": frozenset({"read", "devices:read", "ops:read"}),
     "technician": frozenset({"devices:read", "devices:write", "ops:read"}),

@@ -51,10 +51,15 @@ class Rollouts:
         db = open_db(self.cfg.db_path)
         while not self._stop.is_set():
             try:
-                for rid in firmware.running(db):
+                running = firmware.running(db)
+            except Exception:  # a locked database must not end the rollouts
+                log.exception("could not read the rollouts; trying again in %s s", SWEEP_S)
+                running = []
+            for rid in running:
+                try:
                     self.sweep(db, rid, time.time())
-            except Exception:  # one bad row or a locked database must not end the rollouts
-                log.exception("rollout sweep failed; trying again in %s s", SWEEP_S)
+                except Exception:  # one rollout's bad row must not hold up the others
+                    log.exception("rollout %s: sweep failed; trying again in %s s", rid, SWEEP_S)
             self._wake.wait(SWEEP_S)
             self._wake.clear()
 

@@ -23,6 +23,7 @@ def register(sub) -> None:
     sd = smsub.add_parser("devices", help="real-firmware devices as serial ports (mpremote works on them) "
                                           "in a running hall; commands on stdin")
     sd.add_argument("--count", type=int, default=3)
+    sd.add_argument("--blank", type=int, default=0, help="blank boards too (MicroPython only), to set up")
     sd.add_argument("--seed", type=int, default=None)
     sd.add_argument("--home", default=None)
     sd.set_defaults(func=_command("simulator.commands.devices"))

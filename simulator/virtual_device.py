@@ -69,6 +69,9 @@ class VirtualDevice:
         self.watchdog_resets = 0
         self.port = SerialPort(port) if port else None
         self._powered = False
+        self._closed = False
+        self._lock = threading.RLock()  # power and resets: one program on the flash at a time
+        self._wd: threading.Thread | None = None
         self.flash.mkdir(parents=True, exist_ok=True)
         if self.config is not None:
             install(self.flash, self.code)
@@ -78,9 +81,20 @@ class VirtualDevice:
             cfg.write_text(json.dumps(self.config))
 
     def start(self) -> None:
-        self._powered = True
-        self._boot()
-        threading.Thread(target=self._watchdog, daemon=True).start()
+        with self._lock:
+            self._powered = True
+            self._boot()
+        if self._wd is None:
+            self._wd = threading.Thread(target=self._watchdog, daemon=True)
+            self._wd.start()
+
+    def _reboot(self, proc: subprocess.Popen, raw_repl: bool = False) -> None:
+        """Boot again after `proc` ended, if the power is still on and nothing else booted
+        it meanwhile: under the lock, so that a power cut and a reset racing each other
+        never leave two programs running on one flash."""
+        with self._lock:
+            if self._powered and self.proc is proc:
+                self._boot(raw_repl)
 
     def _boot(self, raw_repl: bool = False) -> None:
         argv = [micropython_binary(), "-X", f"heapsize={self.heap}"]
@@ -104,7 +118,7 @@ class VirtualDevice:
 
     def _watchdog(self) -> None:
         wdt = self.flash / "wdt"
-        while self._powered:
+        while not self._closed:
             time.sleep(0.25)
             try:
                 timeout_s = int(wdt.read_text() or 0) / 1000
@@ -113,13 +127,14 @@ class VirtualDevice:
                 continue  # not started this boot (or being rewritten)
             proc = self.proc
             if timeout_s and time.time() - fed > timeout_s and proc and self._powered:
-                proc.kill()
-                proc.wait()
-                if not self._powered or self.proc is not proc:
-                    continue
-                (self.flash / "reset.cause").write_text("watchdog")
-                self.watchdog_resets += 1
-                self._boot()
+                with self._lock:
+                    if not self._powered or self.proc is not proc:
+                        continue
+                    proc.kill()
+                    proc.wait()
+                    (self.flash / "reset.cause").write_text("watchdog")
+                    self.watchdog_resets += 1
+                    self._boot()
 
     def _reset_on_request(self, proc: subprocess.Popen) -> None:
         # A real ESP32 restarts itself on machine.reset() or its watchdog; here the
@@ -129,24 +144,26 @@ class VirtualDevice:
             return
         if code == EXIT_REBOOT:
             time.sleep(0.05)
-            self._boot()
+            self._reboot(proc)
         elif self.port is not None and code >= 0:
             # Ctrl-D at the REPL (or sys.exit): the unix port exits where a board soft-resets
             self.port.wait_drained()
             raw = self.port.tail.endswith(SOFT_RESET_RAW)
             self.port.write(b"MPY: soft reboot\r\n")
-            self._boot(raw_repl=raw)
+            self._reboot(proc, raw_repl=raw)
 
     def power_cut(self) -> None:
         """kill -9: what a pulled plug does to the firmware."""
-        self._powered = False
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        with self._lock:
+            self._powered = False
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
 
     def stop(self, wait: bool = True) -> None:
         """Shut the device down (SIGTERM, then the plug after 3 s); without wait, only ask."""
         self._powered = False
+        self._closed = wait
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             if not wait:

@@ -3,6 +3,7 @@ out in stages to real-firmware devices over TLS, each file fetched over MQTT and
 a broken build rolled back on its canary and the rollout halted; ratings pressed before,
 during and after, every one stored once. And what a device's key holder may send."""
 
+import collections
 import io
 import json
 import zipfile
@@ -35,9 +36,10 @@ def hall(tmp_path_factory):
 
 
 def upload(hall, folder):
+    """The build kept at the gateway (uploaded now, or by an earlier test)."""
     r = hall.api.post("/api/v1/firmware", content=zip_build(folder), headers={"Content-Type": "application/zip"})
-    assert r.status_code == 201, r.text
-    return r.json()["hash"]
+    assert r.status_code in (201, 409), r.text
+    return json.loads((folder / "manifest.json").read_text())["content_hash"]
 
 
 def rollout(hall, h, **kw):
@@ -139,3 +141,55 @@ def test_a_device_key_gets_only_its_own_update(hall, made):
         c.disconnect()
         hall.devices[dev].start()
         hall.controller.link(dev, timeout=30).wait(lambda l: l.link_up, 30)
+
+
+def test_power_cuts_at_random_moments_of_updates_leave_a_whole_version_and_every_rating(hall, made, tmp_path):
+    """The short version of `pingjia sim ota`'s power cuts (200 there)."""
+    import random
+
+    from simulator.commands.ota import Run
+
+    run = Run(hall, random.Random(3))
+    builds.make(tmp_path / "again", "0.2.1", "good", "gbk")  # another font: a long fetch to cut into
+    other = upload(hall, tmp_path / "again")
+    good = upload(hall, made["good"][0])
+    out = {"cuts": 0, "incomplete": 0, "unbootable": 0, "phases": collections.Counter()}
+    run.cut_loop("pj-0002", (good, other), 8, out)
+    for dev in hall.devices:
+        run.rate(dev)
+    hall.wait_drained(run.pressed)
+    s = hall.summary(run.pressed)
+    assert out["cuts"] == 8 and out["incomplete"] == 0 and out["unbootable"] == 0, out
+    assert len(out["phases"]) >= 2, out  # the cuts fell at different moments of the update
+    # (the hall's other tests pressed too: only these presses are counted here)
+    assert run.pressed and s["lost"] == 0 and s["forwarded"] == s["pressed"] == len(run.pressed), s
+
+
+def test_the_console_shows_the_rollouts_and_a_technician_steers_them(hall, made):
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_console import PASSWORD, SHOTS
+
+    r = hall.api.post("/api/v1/users", json={"name": "zhao.min", "role": "technician", "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    good = upload(hall, made["good"][0])
+    rid = rollout(hall, good, devices=["pj-0003"])
+    hall.api.post(f"/api/v1/rollouts/{rid}/halt")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        page = b.new_page(viewport={"width": 1280, "height": 860})
+        page.goto(f"{hall.cfg.api_url}/console/")
+        page.fill("input[name=user]", "zhao.min")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.click("nav a[data-page=devices]")
+        row = page.locator(f"table.rollouts tr[data-rollout='{rid}']")
+        expect(row).to_contain_text("已暂停")
+        expect(page.locator("table.rollouts tbody tr")).to_have_count(len(hall.api.get("/api/v1/rollouts").json()))
+        page.on("dialog", lambda d: d.accept())
+        row.locator("button", has_text="取消").click()
+        expect(row).to_contain_text("已取消")
+        page.screenshot(path=str(SHOTS / "rollouts.png"), full_page=True)
+        b.close()
+    assert hall.api.get(f"/api/v1/rollouts/{rid}").json()["state"] == "cancelled"

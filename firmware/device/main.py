@@ -36,6 +36,8 @@ def main():
         print("pingjia: no firmware slot in flash (slot.json): install the firmware")
         return
     slot, trial = st["active"], False
+    if st.get("trial") not in (None, slots.other(slot)):
+        st = slots.rollback(st, "bad_state")  # names no slot, or the running one: never booted
     if st.get("trial"):
         if st.get("tried"):  # booted on trial before, and never committed
             st = slots.rollback(st, "no_commit")

@@ -18,10 +18,13 @@ import time
 import outbox
 import proto
 import slots
+from state import read_int, write_int
 
 MANIFEST = "manifest.json"
 CHUNK_WAIT_MS = 5000  # a chunk not answered in this is asked for again
 CHUNK_TRIES = 6
+OUTBOX_RESERVE = 700000  # flash an update leaves free: the outbox at its capacity (outbox.py)
+LAST_AT = "update.at"  # the newest update command taken: an older one is a replay
 MAX_FILES = 64
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 
@@ -68,7 +71,8 @@ def _is_hex64(s):
 
 
 def _safe_name(n):
-    return isinstance(n, str) and 0 < len(n) <= 40 and n[0] != "." and all(c in NAME_CHARS for c in n)
+    return (isinstance(n, str) and 0 < len(n) <= 40 and n[0] != "." and not n.endswith(".part")
+            and all(c in NAME_CHARS for c in n))
 
 
 def check_manifest(m, want_hash):
@@ -152,14 +156,24 @@ class Updater:
             if self.job.get("hash") != want:
                 self.reply(msg, False, "busy")
             return None
+        at = msg.get("at")
+        if not isinstance(at, int) or at < read_int(LAST_AT):
+            return self.reply(msg, False, "older than an update already taken")
+        write_int(LAST_AT, at)
         self.job = msg
         self.rolled_back = None  # said; the gateway asks again knowing it
         asyncio.create_task(self._update(msg))
 
     def reply(self, msg, ok, detail):
+        asyncio.create_task(self._reply(msg, ok, detail))
+
+    async def _reply(self, msg, ok, detail):
         ev = self.ev
-        asyncio.create_task(ev.link.mqtt.publish(ev.topic("cmd/reply"), proto.encode(
-            {"v": 1, "dev": ev.dev, "id": msg.get("id"), "ok": ok, "detail": detail}), 1))
+        try:
+            await ev.link.mqtt.publish(ev.topic("cmd/reply"), proto.encode(
+                {"v": 1, "dev": ev.dev, "id": msg.get("id"), "ok": ok, "detail": detail}), 1)
+        except OSError:
+            pass  # the link dropped: the gateway sends the command again
 
     async def _update(self, msg):
         try:
@@ -167,7 +181,7 @@ class Updater:
             await self._stage(msg["hash"], target)
             slots.write({"active": self.slot, "trial": target, "tried": 0, "hash": msg["hash"],
                          "version": msg.get("version"), "cmd": msg.get("id")})
-        except (UpdateError, OSError, ValueError) as e:
+        except Exception as e:  # whatever the build was, the device must stay updatable
             self.job = None
             self.ev.board.event("update", ok=False, why=str(e))
             return self.reply(msg, False, str(e)[:100])
@@ -223,7 +237,7 @@ class Updater:
                 data = binascii.a2b_base64(c["data"])
                 if not data and off < size:
                     raise UpdateError("empty chunk of " + name)
-                if size > self._free() + off:
+                if size - off + OUTBOX_RESERVE > self._free():
                     raise UpdateError("no room in flash for " + name)
                 f.write(data)
                 off += len(data)

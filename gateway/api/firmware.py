@@ -52,7 +52,7 @@ def builds(d=Depends(deps.db), cfg=Depends(deps.cfg)):
                  "application/zip": {"schema": {"type": "string", "format": "binary"}}}}},
              summary="Keep a firmware build: the body is a zip of a `pingjia firmware build` folder; every file "
                      "is checked against its manifest")
-async def upload(request: Request, d=Depends(deps.db), cfg=Depends(deps.cfg), who=deps.needs("devices:write")):
+async def upload(request: Request, d=Depends(deps.db), cfg=Depends(deps.cfg), who=deps.needs("firmware:upload")):
     data = await request.body()
     if len(data) > MAX_UPLOAD:
         raise HTTPException(413, f"a build may be {MAX_UPLOAD} bytes zipped")
@@ -63,6 +63,16 @@ async def upload(request: Request, d=Depends(deps.db), cfg=Depends(deps.cfg), wh
     with transaction(d):
         audit.record(d, who.name, "firmware.upload", kept["hash"], time.time(), version=kept["version"])
     return {**kept, "uploaded_at": deps.iso(kept["uploaded_at"], cfg.timezone)}
+
+
+@router.delete("/firmware/{h}", summary="Remove a kept build (not one a rollout still holds)",
+               responses=deps.errors(404, 409))
+def remove(h: Annotated[str, Path(pattern=HASH)], d=Depends(deps.db), cfg=Depends(deps.cfg),
+           who=deps.needs("firmware:upload")):
+    firmware.remove(d, cfg.home, h)
+    with transaction(d):
+        audit.record(d, who.name, "firmware.remove", h, time.time())
+    return {"removed": h}
 
 
 @router.get("/rollouts", summary="Rollouts, newest first, with each device's state",

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import math
+import random
 import re
 import shutil
 import zipfile
@@ -27,6 +28,10 @@ from . import one, rows, transaction
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}$")
 MAX_FILES = 64
 MAX_BYTES = 8_000_000  # a build unpacked: the code and a GBK font are about 1 MB
+MAX_MANIFEST = 16_000  # bytes: read at every chunk a device asks for
+MAX_BUILDS = 20  # kept at once: remove old ones to keep more
+FREE_AFTER = 500_000_000  # bytes the disk must keep free after a build is stored (the ratings')
+MANIFEST_KEYS = {"firmware", "version", "compiler", "boot", "files", "content_hash", "outbox"}
 ACTIVE = ("running", "halted")  # a rollout that still holds its devices
 DEVICE_STATES = ("waiting", "sent", "staged", "healthy", "rolled_back", "failed")
 
@@ -70,25 +75,38 @@ def unpack(data: bytes) -> tuple[dict, dict[str, bytes]]:
         name = i.filename.rsplit("/", 1)[-1] if "/" in i.filename.rstrip("/") else i.filename
         if i.is_dir():
             continue
-        if not NAME.match(name) or name in files:
+        if not NAME.match(name) or name.endswith(".part") or name in files:
             raise BadBuild(f"a file named {i.filename!r}")
         with z.open(i) as f:
             body = f.read(MAX_BYTES + 1)
         if len(body) > MAX_BYTES or len(body) != i.file_size:
             raise BadBuild(f"{name} is not the size the zip says")
         files[name] = body
+    raw = files.pop("manifest.json", b"")
+    if not raw or len(raw) > MAX_MANIFEST:
+        raise BadBuild(f"no manifest.json of at most {MAX_MANIFEST} bytes")
     try:
-        manifest = json.loads(files.pop("manifest.json"))
-    except (KeyError, ValueError):
-        raise BadBuild("no readable manifest.json") from None
-    return check(manifest, files), files
+        manifest = json.loads(raw)
+        return check(manifest, files), files
+    except BadBuild:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError, RecursionError) as e:
+        raise BadBuild(f"the manifest does not read as one: {type(e).__name__}") from None
 
 
 def check(manifest: dict, files: dict[str, bytes]) -> dict:
     """The manifest, if it names exactly these files with their SHA-256s and its hash is theirs."""
     if not isinstance(manifest, dict) or manifest.get("firmware") != "pingjia-evaluator":
         raise BadBuild("not an evaluator build's manifest")
-    listed = {**(manifest.get("boot") or {}), **(manifest.get("files") or {})}
+    if set(manifest) - MANIFEST_KEYS:
+        raise BadBuild(f"the manifest has fields no build writes: {sorted(set(manifest) - MANIFEST_KEYS)[:3]}")
+    boot, slot = manifest.get("boot"), manifest.get("files")
+    if not (isinstance(boot, dict) and isinstance(slot, dict)) or set(boot) & set(slot):
+        raise BadBuild("the manifest's boot and files are not two lists of distinct files")
+    box = manifest.get("outbox")
+    if not (isinstance(box, dict) and type(box.get("writes")) is int and isinstance(box.get("reads"), list)):
+        raise BadBuild("the manifest names no outbox formats")
+    listed = {**boot, **slot}
     if set(listed) != set(files):
         raise BadBuild(f"the files differ from the manifest's: {sorted(set(listed) ^ set(files))[:5]}")
     for name, body in files.items():
@@ -109,6 +127,11 @@ def store(db, home: Path, data: bytes, actor: str, now: float) -> dict:
     h = manifest["content_hash"]
     if one(db, "select hash from firmware where hash = ?", [h]):
         raise Conflict(f"build {h[:12]} is kept already")
+    if (one(db, "select count(*) n from firmware") or {"n": 0})["n"] >= MAX_BUILDS:
+        raise Conflict(f"{MAX_BUILDS} builds are kept: remove one no rollout holds first")
+    size = sum(len(b) for b in files.values())
+    if shutil.disk_usage(home).free - size < FREE_AFTER:
+        raise Conflict("too little disk left for another build beside the ratings")
     folder = Path(home) / "firmware" / h
     tmp = folder.with_name(h + ".part")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -118,12 +141,23 @@ def store(db, home: Path, data: bytes, actor: str, now: float) -> dict:
     (tmp / "manifest.json").write_text(json.dumps(manifest))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
-    size = sum(len(b) for b in files.values())
     with transaction(db):
-        db.execute("insert into firmware values (?, ?, ?, ?, ?, ?)",
+        db.execute("insert or ignore into firmware values (?, ?, ?, ?, ?, ?)",
                    [h, manifest["version"], json.dumps(manifest), size, now, actor])
     return view({"hash": h, "version": manifest["version"], "manifest": json.dumps(manifest), "bytes": size,
                  "uploaded_at": now, "uploaded_by": actor})
+
+
+def remove(db, home: Path, h: str) -> None:
+    with transaction(db):
+        if get(db, h) is None:
+            raise NotFound(f"no build {h[:12]} kept")
+        if one(db, "select id from rollouts where hash = ? and state in ('running', 'halted')", [h]):
+            raise Conflict(f"a rollout not finished holds build {h[:12]}: cancel it first")
+        db.execute("delete from rollout_devices where rollout_id in (select id from rollouts where hash = ?)", [h])
+        db.execute("delete from rollouts where hash = ?", [h])
+        db.execute("delete from firmware where hash = ?", [h])
+    shutil.rmtree(Path(home) / "firmware" / h, ignore_errors=True)
 
 
 def get(db, h: str) -> dict | None:
@@ -164,15 +198,17 @@ def start(db, h: str, devs: list[str], canary: int, shares: list[float], actor: 
         raise NotFound(f"no build {h[:12]} kept: upload it first")
     if not devs:
         raise Conflict("no device to update")
-    busy = rows(db, f"select distinct d.dev from rollout_devices d join rollouts r on r.id = d.rollout_id "
-                    f"where r.state in {ACTIVE} and d.dev in ({','.join('?' * len(devs))})", devs)
-    if busy:
-        raise Conflict(f"{busy[0]['dev']} is in a rollout not finished: cancel it first")
     counts = stages_of(len(devs), canary, shares)
-    with transaction(db):
+    order = sorted(set(devs))
+    random.shuffle(order)  # the canary is nobody's choice (staff could keep their own device off)
+    with transaction(db):  # the check and the insert at once: two starts cannot both take a device
+        busy = rows(db, f"select distinct d.dev from rollout_devices d join rollouts r on r.id = d.rollout_id "
+                        f"where r.state in {ACTIVE} and d.dev in ({','.join('?' * len(order))})", order)
+        if busy:
+            raise Conflict(f"{busy[0]['dev']} is in a rollout not finished: cancel it first")
         rid = db.execute("insert into rollouts (hash, state, stage, stages, created_at, created_by, updated_at) "
                          "values (?, 'running', 0, ?, ?, ?, ?)", [h, json.dumps(counts), now, actor, now]).lastrowid
-        for i, dev in enumerate(sorted(devs)):
+        for i, dev in enumerate(order):
             stage = next(k for k, c in enumerate(counts) if i < c)
             db.execute("insert into rollout_devices (rollout_id, dev, stage, state, updated_at) "
                        "values (?, ?, ?, 'waiting', ?)", [rid, dev, stage, now])

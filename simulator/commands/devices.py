@@ -22,7 +22,7 @@ from gateway.protocol import BAD_LEVELS
 
 from .. import say, screen
 from ..harness import Hall
-from ..virtual_device import LEVEL_BUTTON
+from ..virtual_device import LEVEL_BUTTON, VirtualDevice
 
 COMMANDS = {
     "list": "the devices: window, serial port, flash folder, online, boots",
@@ -98,6 +98,9 @@ class Console:
         return link
 
 
+HALL_WIFI = ("hall-wifi", "hall-wifi-password")  # the simulated hall's Wi-Fi, for blank boards
+
+
 def main(args) -> int:
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="pingjia-devices-"))
     hall = Hall(home, devices=args.count, hall="devices", seed=args.seed, serial=True)
@@ -105,14 +108,23 @@ def main(args) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     hall.start()
+    blanks = [VirtualDevice(home / "devices" / f"new-{i}", None, port=home / "ports" / f"new-{i}", wifi=HALL_WIFI)
+              for i in range(1, args.blank + 1)]
+    for b in blanks:
+        b.start()
     try:
         console = Console(hall)
         for d in console.run("list")["devices"]:
             say(f"{d['dev']}  {d['window']}  {d['port']} -> {d['tty']}  flash {d['flash']}")
+        for b in blanks:
+            say(f"{b.flash.name}  blank board (MicroPython only)  {b.port.link}; the hall Wi-Fi is "
+                f"{HALL_WIFI[0]}, password {HALL_WIFI[1]}: pingjia device setup {b.port.link} --window W09 "
+                f"--dev pj-0099 --home {home} --wifi {HALL_WIFI[0]}")
         say(f"gateway API: {hall.cfg.api_url}/docs   (bearer token: {hall.token})")
         say("try: mpremote connect <port> exec \"import os; print(os.listdir())\"; `help` for commands")
         print(json.dumps({"ready": True, "home": str(home), "api": hall.cfg.api_url,
-                          "ports": {dev: str(d.port.link) for dev, d in hall.devices.items()}}), flush=True)
+                          "ports": {dev: str(d.port.link) for dev, d in hall.devices.items()},
+                          "blank": {b.flash.name: str(b.port.link) for b in blanks}}), flush=True)
         threading.Thread(target=_read_commands, args=(console, stop), daemon=True).start()
         while not stop.wait(0.5):
             pass
@@ -120,6 +132,8 @@ def main(args) -> int:
         pass
     finally:
         say("stopping ...")
+        for b in blanks:
+            b.stop()
         hall.stop()
     return 0
 

@@ -36,6 +36,7 @@ document.addEventListener("alpine:init", () => {
     stepForm: {step: "", kind: "mistaken", note: ""}, stats: null, byWindow: [], forwarder: null,
     byStaff: [], byItem: [], share: null, windowNames: [], report: null,
     range: {since: "", until: "", window: "", bucket: "day"}, devices: [], dead: [], credentials: null,
+    builds: [], rollouts: [], rolloutForm: {hash: ""},
     deviceForm: {dev: "", window: ""},
     rejections: null, audit: [], alerts: [], flashes: {}, lastPress: {}, sound: localStorage.getItem("pingjia.sound") !== "off",
     stream: null, lastEventId: null, refreshTimer: null,
@@ -112,7 +113,11 @@ document.addEventListener("alpine:init", () => {
       if (page === "hall") this.hall = await this.api("GET", "/api/v1/hall/now");
       if (page === "reviews") await this.loadOrders();
       if (page === "stats") await this.loadStats();
-      if (page === "devices") this.devices = await this.api("GET", "/api/v1/devices");
+      if (page === "devices") {
+        [this.devices, this.builds, this.rollouts] = await Promise.all([this.api("GET", "/api/v1/devices"),
+          this.api("GET", "/api/v1/firmware"), this.api("GET", "/api/v1/rollouts")]);
+        if (!this.rolloutForm.hash && this.builds.length) this.rolloutForm.hash = this.builds[0].hash;
+      }
       if (page === "forwarder") {
         this.forwarder = await this.api("GET", "/api/v1/forwarder");
         this.dead = await this.api("GET", "/api/v1/forwarder/dead");
@@ -239,6 +244,25 @@ document.addEventListener("alpine:init", () => {
       } catch (e) { this.error = e.message; }
     },
 
+    async startRollout() {
+      if (!confirm("先升级 1 台，健康后 25%，再全部；任何设备回滚即自动暂停。开始？")) return;
+      try {
+        await this.api("POST", "/api/v1/rollouts", {hash: this.rolloutForm.hash});
+        await this.load("devices");
+      } catch (e) { this.error = e.message; }
+    },
+
+    async rolloutAction(r, what) {
+      try {
+        await this.api("POST", `/api/v1/rollouts/${r.id}/${what}`);
+        await this.load("devices");
+      } catch (e) { this.error = e.message; }
+    },
+
+    rolloutState: (s) => ({running: "进行中", halted: "已暂停", done: "已完成", cancelled: "已取消", waiting: "等待",
+                           sent: "已下发", staged: "已下载", healthy: "已升级", rolled_back: "已回滚",
+                           failed: "失败"})[s] || s,
+
     deviceState: (s) => ({provisioned: "待接入", active: "使用中", retired: "已停用"})[s] || s,
 
     wholeMonths() {
@@ -295,6 +319,7 @@ document.addEventListener("alpine:init", () => {
         on("bad_review", (e) => this.alerted(e));
         on("work_order", () => { if (this.page === "reviews") this.loadOrders(); });
         on("deadline", () => { if (this.page === "reviews") this.loadOrders(); });
+        on("rollout", () => { if (this.page === "devices") this.load("devices"); });
         // a ticket is good once: on an error, a new ticket and a new stream (the server
         // keeps the last events, so none is missed across the gap)
         es.onerror = () => { es.close(); if (this.me) setTimeout(() => this.listen(), 2000); };
