@@ -59,6 +59,10 @@ class ApiClient:
 
         self = cls.__new__(cls)
         self.httpx = httpx
+        host = httpx.URL(url).host
+        if httpx.URL(url).scheme == "http" and host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"warning: {url} is plain HTTP: the token and what the gateway answers cross the network "
+                  f"unencrypted", file=sys.stderr)
         self._open(url.rstrip("/"), token)
         self.start_hint = "is it running, and is this machine on the hall's network?"
         return self

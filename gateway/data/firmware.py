@@ -72,9 +72,7 @@ def unpack(data: bytes) -> tuple[dict, dict[str, bytes]]:
         raise BadBuild(f"larger than {MAX_BYTES} bytes unpacked")
     files: dict[str, bytes] = {}
     for i in infos:
-        name = i.filename.rsplit("/", 1)[-1] if "/" in i.filename.rstrip("/") else i.filename
-        if i.is_dir():
-            continue
+        name = i.filename  # flat, as `pingjia gateway firmware upload` zips a build: no folder, no ..
         if not NAME.match(name) or name.endswith(".part") or name in files:
             raise BadBuild(f"a file named {i.filename!r}")
         with z.open(i) as f:
