@@ -26,7 +26,7 @@ def made(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def hall(tmp_path_factory):
-    h = Hall(tmp_path_factory.mktemp("ota") / "hall", devices=3, hall="ota", seed=9,
+    h = Hall(tmp_path_factory.mktemp("ota") / "hall", devices=10, hall="ota", seed=9,
              device_config={"trial_s": 20})
     h.start()
     try:
@@ -65,7 +65,7 @@ def test_a_good_build_reaches_every_device_in_stages_and_no_rating_is_lost(hall,
     good = upload(hall, made["good"][0])
     rid = rollout(hall, good, canary=1, shares=[1.0])
     r = hall.api.get(f"/api/v1/rollouts/{rid}").json()
-    assert r["stages"] == [1, 3] and [d["stage"] for d in r["devices"]] == [0, 1, 1]
+    assert r["stages"] == [1, 10] and [d["stage"] for d in r["devices"]] == [0] + [1] * 9
     # a rating while the canary updates
     other = r["devices"][1]["dev"]
     hall.new_case(other)
