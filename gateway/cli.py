@@ -15,6 +15,7 @@ import argparse
 import ipaddress
 import json
 import logging
+import signal
 import sys
 from importlib.metadata import entry_points
 from logging.handlers import RotatingFileHandler
@@ -127,6 +128,12 @@ def _broker(args) -> int:
     cfg = Config.load(args.home)
     broker = Broker(cfg)
     broker.write_config(devices.password_hashes(open_db(cfg.db_path)))
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+    # SIGTERM (a service manager) and SIGINT stop mosquitto with it; SIGINT explicitly too, for
+    # a shell that started this in the background with SIGINT ignored
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupted)
     proc = broker.start()
     print(f"mosquitto listening on {cfg.broker_host}:{cfg.broker_port} for devices"
           f"{' (TLS)' if cfg.broker_tls else ''} and 127.0.0.1:{cfg.local_port} for the gateway (pid {proc.pid})",
