@@ -148,6 +148,11 @@ class Updater:
         want = msg.get("hash")
         if not _is_hex64(want):
             return self.reply(msg, False, "no hash")
+        at = msg.get("at")
+        if not isinstance(at, int) or at < read_int(LAST_AT):
+            return self.reply(msg, False, "older than an update command already taken")
+        if at > read_int(LAST_AT):
+            write_int(LAST_AT, at)
         if want == self.hash:
             return self.reply(msg, True, "running")
         if self.trial:
@@ -156,10 +161,6 @@ class Updater:
             if self.job.get("hash") != want:
                 self.reply(msg, False, "busy")
             return None
-        at = msg.get("at")
-        if not isinstance(at, int) or at < read_int(LAST_AT):
-            return self.reply(msg, False, "older than an update already taken")
-        write_int(LAST_AT, at)
         self.job = msg
         self.rolled_back = None  # said; the gateway asks again knowing it
         asyncio.create_task(self._update(msg))

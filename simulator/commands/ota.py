@@ -45,8 +45,9 @@ def complete(flash: Path) -> bool:
 
 
 def phase(flash: Path, target: str) -> str:
-    """Where an update to `target` stood when the power went: before the switch (fetching,
-    or not begun), switched and waiting for its trial boot, on trial, or committed."""
+    """Where an update to `target` stood when the power went: not begun, fetching (a file
+    half written in the other slot), switched and waiting for its trial boot, on trial, or
+    committed."""
     try:
         st = json.loads((flash / "slot.json").read_text())
         active = json.loads((flash / st["active"] / "manifest.json").read_text())["content_hash"]
@@ -54,7 +55,10 @@ def phase(flash: Path, target: str) -> str:
         return "unreadable"
     if st.get("trial"):
         return "on_trial" if st.get("tried") else "switched"
-    return "committed" if active == target else "before_switch"
+    if active == target:
+        return "committed"
+    other = flash / ("slot.b" if st["active"] == "slot.a" else "slot.a")
+    return "fetching" if any(other.glob("*.part")) else "before_switch"
 
 
 class Run:
@@ -98,9 +102,10 @@ class Run:
         while not stop.is_set():
             self.rate(self.rng.choice(devs))
 
-    def cut_loop(self, dev: str, cycle: tuple[str, ...], cuts: int, out: dict) -> None:
+    def cut_loop(self, dev: str, cycle: tuple[str, ...], cuts: int, out: dict,
+                 at_phases: tuple[str, ...] = ()) -> None:
         """Updates from each build to the next of the cycle, each cut short by a kill -9 at
-        a random moment."""
+        a random moment, or (at_phases) once the update reaches each of these phases in turn."""
         rng = random.Random(self.rng.randrange(1 << 30))
         d = self.hall.devices[dev]
         for _ in range(cuts):
@@ -108,9 +113,13 @@ class Run:
                                   / "manifest.json").read_text())["content_hash"]
             target = cycle[(cycle.index(running) + 1) % len(cycle)] if running in cycle else cycle[0]
             rid = self.rollout(target, [dev], [])
-            # the fetch, the switch, the trial boot or the commit: an update takes from about a
-            # second (one module) to several (the GBK font), so the moments spread over both
-            time.sleep(rng.uniform(0, 1.5) if rng.random() < 0.4 else rng.uniform(0, 12))
+            if at_phases:
+                want = at_phases[out["cuts"] % len(at_phases)]
+                wait_until(lambda: phase(d.flash, target) == want, 60, interval=0.01, what=f"phase {want}")
+            else:
+                # the fetch, the switch, the trial boot or the commit: an update takes from about a
+                # second (one module) to several (the GBK font), so the moments spread over both
+                time.sleep(rng.uniform(0, 1.5) if rng.random() < 0.4 else rng.uniform(0, 12))
             d.power_cut()
             self.hall.controller.forget(dev)
             out["phases"][phase(d.flash, target)] += 1
