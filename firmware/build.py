@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from gateway.data.firmware import content_hash  # the gateway checks builds by the same hash
 from gateway.errors import PingjiaError
 
 from . import DEVICE_DIR, font, tool
@@ -53,11 +54,6 @@ def outbox_formats(source: Path = DEVICE_DIR) -> dict:
     if not (reads and writes):
         raise PingjiaError("outbox.py does not define READS and WRITES")
     return {"reads": [int(x) for x in reads.group(1).split(",") if x.strip()], "writes": int(writes.group(1))}
-
-
-def content_hash(entries: dict[str, str]) -> str:
-    """A build's identity: SHA-256 over its files' names and SHA-256s (update.py's too)."""
-    return hashlib.sha256("".join(f"{n}\0{h}\n" for n, h in sorted(entries.items())).encode()).hexdigest()
 
 
 def manifest(paths: list[Path], version: str, compiler: str, source: Path = DEVICE_DIR) -> dict:

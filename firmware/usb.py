@@ -141,13 +141,6 @@ class Board:
         return impl
 
     # -- files --------------------------------------------------------------------------
-    def sha256(self, path: str) -> str | None:
-        return self.json(
-            "import hashlib, binascii, json\nh = hashlib.sha256()\nb = bytearray(512)\n"
-            f"try:\n with open({path!r}, 'rb') as f:\n  while True:\n   n = f.readinto(b)\n   if not n:\n    break\n"
-            "   h.update(b if n == 512 else b[:n])\n r = binascii.hexlify(h.digest()).decode()\n"
-            "except OSError:\n r = None\nprint(json.dumps(r))")
-
     def hashes(self, paths: list[str]) -> dict[str, str | None]:
         """The SHA-256 of many files in one round trip."""
         return self.json(

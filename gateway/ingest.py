@@ -113,6 +113,7 @@ class Ingest:
         self.on_event = on_event  # (kind, data): a rating stored, a device's status or heartbeat, for consoles
         self.on_reply = on_reply  # a device answered a command (wakes the rollouts)
         self._fw_limit = Rate(FW_CHUNKS_PER_S)
+        self._fw_manifests: dict[str, dict] = {}  # by content hash: parsed once, not per chunk
         self.counts: Counter[str] = Counter()  # stored, duplicate, rejected:<reason>, ... since start
         self.broker_dropped: int | None = None  # the broker's own count of dropped messages
         self.lock = threading.RLock()  # guards self.db: the writer and the API's session pushes
@@ -430,7 +431,12 @@ class Ingest:
         want = firmware.wanted(self.db, dev)
         if want is None or want["hash"] != h:
             raise Rejected("fw_request", f"no rollout is sending build {h[:12]} to this device")
-        path = firmware.file_path(self.cfg.home, h, name, json.loads(want["manifest"]))
+        manifest = self._fw_manifests.get(h)
+        if manifest is None:
+            if len(self._fw_manifests) > 2 * firmware.MAX_BUILDS:
+                self._fw_manifests.clear()
+            manifest = self._fw_manifests[h] = json.loads(want["manifest"])  # a hash names one content
+        path = firmware.file_path(self.cfg.home, h, name, manifest)
         topic = protocol.topic(self.cfg.hall, dev, "fw")
         return [lambda: self.client.publish(topic, protocol.encode(_chunk(dev, h, name, off, path)), qos=0)]
 

@@ -10,6 +10,19 @@ from simulator.harness import Hall
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "protocol" / "vectors"
+SHOTS = ROOT / "build" / "console"  # the console's screenshots, test artefacts to look at
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, through Playwright."""
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        yield b
+        b.close()
 
 
 def run_device_code(script: str, cwd: Path, heap: str = "256k") -> list:

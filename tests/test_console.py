@@ -12,12 +12,11 @@ from pathlib import Path
 import httpx
 import openpyxl
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from simulator.harness import Hall, wait_until
+from tests.conftest import SHOTS
 
-ROOT = Path(__file__).resolve().parent.parent
-SHOTS = ROOT / "build" / "console"
 PASSWORD = "correct horse battery"
 PEOPLE = {"zhang.wei": ("admin", []), "li.na": ("supervisor", ["W01"]), "wang.fang": ("supervisor", ["W02"]),
           "zhao.min": ("technician", [])}
@@ -34,15 +33,6 @@ def hall(tmp_path_factory):
         yield h
     finally:
         h.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 def open_console(hall, browser, user):

@@ -10,11 +10,13 @@ import zipfile
 
 import paho.mqtt.client as mqtt
 import pytest
+from playwright.sync_api import expect
 
 from gateway import protocol
 from gateway.cli import zip_build
 from simulator import builds
 from simulator.harness import Hall, wait_until
+from tests.test_console import PASSWORD, open_console, shot
 
 
 @pytest.fixture(scope="module")
@@ -166,33 +168,22 @@ def test_power_cuts_at_random_moments_of_updates_leave_a_whole_version_and_every
     assert run.pressed and s["lost"] == 0 and s["forwarded"] == s["pressed"] == len(run.pressed), s
 
 
-def test_the_console_shows_the_rollouts_and_a_technician_steers_them(hall, made):
-    from playwright.sync_api import expect, sync_playwright
-
-    from tests.test_console import PASSWORD, SHOTS
-
+def test_the_console_shows_the_rollouts_and_a_technician_steers_them(hall, made, browser):
     r = hall.api.post("/api/v1/users", json={"name": "zhao.min", "role": "technician", "password": PASSWORD})
     assert r.status_code == 201, r.text
     good = upload(hall, made["good"][0])
     rid = rollout(hall, good, devices=["pj-0003"])
     hall.api.post(f"/api/v1/rollouts/{rid}/halt")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        page = b.new_page(viewport={"width": 1280, "height": 860})
-        page.goto(f"{hall.cfg.api_url}/console/")
-        page.fill("input[name=user]", "zhao.min")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("button[type=submit]")
-        page.click("nav a[data-page=devices]")
-        row = page.locator(f"table.rollouts tr[data-rollout='{rid}']")
-        expect(row).to_contain_text("已暂停")
-        expect(page.locator("table.rollouts tbody tr")).to_have_count(len(hall.api.get("/api/v1/rollouts").json()))
-        page.on("dialog", lambda d: d.accept())
-        row.locator("button", has_text="取消").click()
-        expect(row).to_contain_text("已取消")
-        page.screenshot(path=str(SHOTS / "rollouts.png"), full_page=True)
-        b.close()
+    page = open_console(hall, browser, "zhao.min")
+    page.click("nav a[data-page=devices]")
+    row = page.locator(f"table.rollouts tr[data-rollout='{rid}']")
+    expect(row).to_contain_text("已暂停")
+    expect(page.locator("table.rollouts tbody tr")).to_have_count(len(hall.api.get("/api/v1/rollouts").json()))
+    page.on("dialog", lambda d: d.accept())
+    row.locator("button", has_text="取消").click()
+    expect(row).to_contain_text("已取消")
+    shot(page, "rollouts")
+    assert page.errors == []
     assert hall.api.get(f"/api/v1/rollouts/{rid}").json()["state"] == "cancelled"
 
 

@@ -55,7 +55,8 @@ def create(db) -> None:
 
 
 def content_hash(entries: dict[str, str]) -> str:
-    """firmware/build.py's and update.py's: SHA-256 over the files' names and SHA-256s."""
+    """A build's identity (firmware/build.py writes it, the device's update.py checks it):
+    SHA-256 over its files' names and SHA-256s."""
     return hashlib.sha256("".join(f"{n}\0{h}\n" for n, h in sorted(entries.items())).encode()).hexdigest()
 
 
