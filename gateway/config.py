@@ -60,6 +60,7 @@ class Config:
     # Mosquitto's default is 20; 100 measured 0.54 of the raw baseline against 0.39.
     inflight_window: int = 100
     group_wait_ms: float = 2.0  # how long a group waits for company before it commits
+    disk_free_min_mb: int = 200  # less free space than this on the home's disk raises an alarm
 
     @property
     def db_path(self) -> Path:
@@ -140,6 +141,8 @@ class Config:
                 or not 0 < self.session_hours <= 24 * 30:
             raise ConfigError(f"heartbeat_s, inflight_window, platform_timeout_s and session_hours (at most 720) "
                               f"in {where} must be positive")
+        if self.disk_free_min_mb < 0:
+            raise ConfigError(f"disk_free_min_mb in {where} must be 0 (no alarm) or more")
         from .deadlines import RuleSet  # the rule set is a setting: a wrong name is named now
 
         RuleSet.load(self.work_order_rules)

@@ -1,6 +1,7 @@
 """The gateway's event stream: alerts (a bad review, a deadline near or missed, an
-escalation) and changes (a work-order step), to every open GET /api/v1/events and, for
-alerts, to the hall's own system by a signed webhook.
+escalation, an alarm of the gateway's own: alarms.py) and changes (a work-order step),
+to every open GET /api/v1/events and, for alerts, to the hall's own system by a signed
+webhook.
 
 Events are published from any thread (the ingest's writer, the API, the sweeper) and read
 on the API's event loop. Each subscriber has a bounded queue: one that does not read is
@@ -28,7 +29,7 @@ from .config import Config
 
 log = logging.getLogger("pingjia.events")
 
-ALERTS = ("bad_review", "deadline", "escalation")  # what the webhook is told too
+ALERTS = ("bad_review", "deadline", "escalation", "alarm")  # what the webhook is told too
 RECENT = 500
 SUBSCRIBER_QUEUE = 1000
 MAX_SUBSCRIBERS = 200  # open streams: each holds a queue

@@ -30,6 +30,7 @@ import time
 
 import httpx
 
+from .alarms import Alarms
 from .config import Config
 from .data import forwarding, open_db, transaction, workorders
 from .protocol import LEVELS, REASONS
@@ -64,8 +65,9 @@ def feedback_record(o: dict) -> dict:
 
 
 class Forwarder:
-    def __init__(self, cfg: Config):
+    def __init__(self, cfg: Config, alarms: Alarms | None = None):
         self.cfg = cfg
+        self.alarms = alarms or Alarms()
         self.db = open_db(cfg.db_path)
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -113,8 +115,8 @@ class Forwarder:
     def once(self) -> bool:
         """Send one batch of due ratings; True if there may be more to send at once."""
         now = time.time()
-        if now < self.paused_until:
-            return False
+        if now < self.paused_until or self.alarms.up("storage"):
+            return False  # with no room to mark a rating forwarded, sending it would send it again
         rows = forwarding.due(self.db, now, self.profile.batch_size)
         if not rows:
             return self.feedback_once(now) if self.profile.feedback else False

@@ -25,6 +25,7 @@ from collections import Counter
 import paho.mqtt.client as mqtt
 
 from . import protocol
+from .alarms import Alarms
 from .config import Config
 from .data import devices, firmware, hall, open_db, ratings, rejections, summaries, transaction
 from .protocol import Rejected
@@ -32,6 +33,7 @@ from .protocol import Rejected
 log = logging.getLogger("pingjia.ingest")
 
 DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+COMMIT_RETRY_S = 0.5  # after a failed commit (disk full): the retry that resumes by itself
 QUEUE_QOS0_MAX = 2000  # messages waiting for the writer, above which QoS 0 ones are dropped
 
 
@@ -103,8 +105,10 @@ class Rate:
 
 
 class Ingest:
-    def __init__(self, cfg: Config, on_stored=None, on_order=None, on_event=None, on_reply=None):
+    def __init__(self, cfg: Config, on_stored=None, on_order=None, on_event=None, on_reply=None,
+                 alarms: Alarms | None = None):
         self.cfg = cfg
+        self.alarms = alarms or Alarms()
         self.db = open_db(cfg.db_path)
         self.offset_s = cfg.utc_offset_s  # the hall's days, for the statistics' summaries
         summaries.ensure(self.db, self.offset_s)
@@ -221,16 +225,29 @@ class Ingest:
                 batch = [self._queue.popleft() for _ in range(n)]
             try:
                 after = self._commit_group(batch)
-            except Exception:
-                # The transaction rolled back (disk full, database locked...): nothing was
-                # acked, so nothing is lost. Put the group back and try again shortly.
-                log.exception("could not commit %d messages; retrying", len(batch))
-                self.counts["commit_retries"] += 1
+            except Exception as e:
+                # The transaction rolled back (disk full, I/O error, a bug): nothing was
+                # acked, so nothing is lost; the devices keep their ratings and resend.
+                # Put the group back and try again shortly, until the disk has room again.
+                self._commit_failed(e, len(batch))
                 with self._cv:
                     self._queue.extendleft(reversed(batch))
-                time.sleep(0.5)
+                time.sleep(COMMIT_RETRY_S)
                 continue
+            if self.alarms.up("storage"):
+                self.alarms.clear("storage", f"committing again; {self.counts['commit_retries']} retries so far")
             self._acknowledge(after)
+
+    def _commit_failed(self, e: Exception, n: int) -> None:
+        self.counts["commit_retries"] += 1
+        if isinstance(e, sqlite3.Error):
+            what = getattr(e, "sqlite_errorname", None) or type(e).__name__
+            detail = (f"the database cannot commit ({what}: {e}); nothing is acked, devices keep their "
+                      f"ratings: free space on {self.cfg.home}")
+        else:
+            detail = f"a group of messages broke the writer ({e!r:.200}); nothing is acked"
+        if self.alarms.set("storage", detail):
+            log.exception("could not commit %d messages; retrying every %s s", n, COMMIT_RETRY_S)
 
     def _commit_group(self, batch) -> list:
         """Handle a group in one transaction (one fsync); returns, per message, the
@@ -260,8 +277,11 @@ class Ingest:
                 actions = self.handle(msg.topic, msg.payload, now)
         except Rejected as e:
             actions = self._reject(e.reason, None, msg.topic, msg.payload, e.detail, now)
-        except sqlite3.OperationalError:
-            raise  # disk full, I/O error, locked: retry the group, nothing was acked
+        except sqlite3.IntegrityError as e:  # a constraint this message broke: its own fault
+            self._log.exception("a message on %r broke a constraint", msg.topic[:100])
+            actions = self._reject("unprocessable", None, msg.topic, msg.payload, repr(e)[:200], now)
+        except sqlite3.Error:
+            raise  # disk full, I/O error, locked, corrupt: retry the group, nothing was acked
         except Exception as e:
             self._log.exception("a message on %r broke its handler", msg.topic[:100])
             actions = self._reject("unprocessable", None, msg.topic, msg.payload, repr(e)[:200], now)

@@ -7,6 +7,7 @@ import logging
 
 import uvicorn
 
+from .alarms import Alarms
 from .api import create_app
 from .auth import write_local_token
 from .config import Config
@@ -15,6 +16,7 @@ from .events import Events
 from .forwarder import Forwarder
 from .ingest import Ingest
 from .ota import Rollouts
+from .upkeep import Upkeep
 from .workflow import WorkOrders
 
 log = logging.getLogger("pingjia.gateway")
@@ -24,11 +26,13 @@ class Gateway:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         self.events = Events(cfg)
+        self.alarms = Alarms(self.events.publish)
         self.work_orders = WorkOrders(cfg, self.events)
-        self.forwarder = Forwarder(cfg)
+        self.forwarder = Forwarder(cfg, self.alarms)
         self.rollouts = Rollouts(cfg, self.events)
+        self.upkeep = Upkeep(cfg, self.alarms)
         self.ingest = Ingest(cfg, on_stored=self.forwarder.wake.set, on_order=self.work_orders.opened,
-                             on_event=self.events.publish, on_reply=self.rollouts.wake)
+                             on_event=self.events.publish, on_reply=self.rollouts.wake, alarms=self.alarms)
         self.rollouts.publish = lambda topic, payload, qos: self.ingest.client.publish(topic, payload, qos=qos)
 
     def run(self) -> None:
@@ -39,6 +43,7 @@ class Gateway:
         self.forwarder.start()
         self.ingest.start()
         self.rollouts.start()
+        self.upkeep.start()
         if self.ingest.connected.wait(10):
             self.push_all_sessions()
         app = create_app(self.cfg, self, local_token)
@@ -47,6 +52,7 @@ class Gateway:
             uvicorn.run(app, host=self.cfg.api_host, port=self.cfg.api_port, log_level="warning",
                         timeout_graceful_shutdown=5)
         finally:
+            self.upkeep.stop()
             self.rollouts.stop()
             self.ingest.stop()
             self.forwarder.stop()

@@ -9,7 +9,9 @@ their status codes here and nowhere else; anything else is a bug, logged, and a 
 
 from __future__ import annotations
 
+import logging
 import queue
+import sqlite3
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +29,8 @@ from ..workflow import WorkOrders
 from . import accounts, devices, firmware, hall, metrics, ops, ratings, workorders
 from .deps import errors
 from .guard import Guard
+
+log = logging.getLogger("pingjia.api")
 
 
 def create_app(cfg: Config, gateway=None, local_token: str | None = None) -> FastAPI:
@@ -58,6 +62,14 @@ def create_app(cfg: Config, gateway=None, local_token: str | None = None) -> Fas
                                                  and r.matches(request.scope)[0] != Match.NONE
                                                  for m in r.methods or ()}))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(sqlite3.Error)
+    async def storage(request, exc):
+        # a write refused by the disk (full, failing): say so, not a bare 500; the gateway's
+        # storage alarm says the rest (alarms.py)
+        log.error("%s %s: the database failed: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": f"the gateway cannot use its database now ({exc}); "
+                                       f"try again once its disk has room"}, status_code=503)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc):

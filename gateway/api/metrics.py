@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from ..alarms import KINDS
 from ..data import forwarding, open_db, rejections, rows, workorders
 from . import deps
 
@@ -40,6 +41,9 @@ class _Hall:
                 yield _gauge("pingjia_broker_dropped_messages", "The broker's own count of dropped messages",
                              g.ingest.broker_dropped)
             yield _gauge("pingjia_event_streams", "Open event streams (consoles)", g.events.subscribers())
+            active = g.alarms.active()
+            yield _by(GaugeMetricFamily, "pingjia_alarm", "1 while the gateway's alarm is up (alarms.py)", "name",
+                      [(name, int(name in active)) for name in KINDS])
 
     def _stored(self, db, cfg):
         yield _by(CounterMetricFamily, "pingjia_ratings", "Ratings counted in the statistics (not repeats, not held), "

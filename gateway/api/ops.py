@@ -17,7 +17,8 @@ ops_readers = [deps.needs("ops:read")]
 
 @public.get("/health", summary="Liveness probe; needs no token")
 def health(cfg=Depends(deps.cfg), g=Depends(deps.gateway)):
-    return {"ok": True, "hall": cfg.hall, "broker_connected": g is not None and g.ingest.connected.is_set()}
+    return {"ok": True, "hall": cfg.hall, "broker_connected": g is not None and g.ingest.connected.is_set(),
+            "alarms": sorted(g.alarms.active()) if g is not None else []}
 
 
 @router.get("/rejections", summary="Refused messages: counts by reason since the store began, and the newest",
@@ -59,12 +60,13 @@ def requeue(body: Requeue, d=Depends(deps.db), g=Depends(deps.gateway), who=deps
     return {"requeued": n}
 
 
-@router.get("/gateway", summary="The gateway's own counters since it started, and the broker's",
+@router.get("/gateway", summary="The gateway's alarms, its own counters since it started, and the broker's",
             dependencies=ops_readers)
-def gateway_state(d=Depends(deps.db), g=Depends(deps.gateway)):
+def gateway_state(d=Depends(deps.db), cfg=Depends(deps.cfg), g=Depends(deps.gateway)):
     out = {"ratings": ratings.count(d), "rejections": rejections.counts(d)}
     if g is not None:
-        out.update(ingest_since_start=dict(g.ingest.counts), ingest_queue=g.ingest.backlog(),
+        alarms = {k: {**v, "since": deps.iso(v["since"], cfg.timezone)} for k, v in g.alarms.active().items()}
+        out.update(alarms=alarms, ingest_since_start=dict(g.ingest.counts), ingest_queue=g.ingest.backlog(),
                    broker_connected=g.ingest.connected.is_set(),
                    broker_dropped_messages=g.ingest.broker_dropped)
     return out

@@ -1,0 +1,72 @@
+"""What keeps a hall's box in order over the years, looked at every UPKEEP_S by one
+thread: room on the disk (an alarm well before the database runs out of it) and the
+broker's log (rolled over like the gateway's own; Mosquitto reopens its log on SIGHUP).
+Ratings are evidence and are never aged out; what grows otherwise is bounded where it
+is written (rejections.DETAILS_KEPT, the gateway's rotating log)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+
+from .alarms import Alarms
+from .broker import Broker
+from .cli import LOG_FILE_BYTES, LOG_FILE_KEPT
+from .config import Config
+
+log = logging.getLogger("pingjia.upkeep")
+
+UPKEEP_S = 10.0
+
+
+def free_mb(path) -> float:
+    return shutil.disk_usage(path).free / 1e6
+
+
+def roll_log(path, max_bytes: int = LOG_FILE_BYTES, kept: int = LOG_FILE_KEPT) -> bool:
+    """path -> path.1 -> ... -> path.<kept> once path is over max_bytes; True if it rolled."""
+    try:
+        if path.stat().st_size < max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    for i in range(kept - 1, 0, -1):
+        older = path.with_name(f"{path.name}.{i}")
+        if older.exists():
+            older.replace(path.with_name(f"{path.name}.{i + 1}"))
+    path.replace(path.with_name(f"{path.name}.1"))
+    return True
+
+
+class Upkeep:
+    def __init__(self, cfg: Config, alarms: Alarms):
+        self.cfg = cfg
+        self.alarms = alarms
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="upkeep", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(UPKEEP_S):
+            try:
+                self.once()
+            except Exception:  # the checks must outlive any one failure
+                log.exception("upkeep failed; trying again in %s s", UPKEEP_S)
+
+    def once(self) -> None:
+        free = free_mb(self.cfg.home)
+        if free < self.cfg.disk_free_min_mb:
+            self.alarms.set("disk_low", f"{free:.0f} MB free on the disk of {self.cfg.home}, under "
+                                        f"{self.cfg.disk_free_min_mb} MB: free some before the database has none")
+        elif free > self.cfg.disk_free_min_mb * 1.1:  # a margin, so that it does not flap at the line
+            self.alarms.clear("disk_low", f"{free:.0f} MB free")
+        broker = Broker(self.cfg)
+        if roll_log(broker.dir / "mosquitto.log"):
+            broker.reload()
