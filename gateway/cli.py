@@ -145,6 +145,61 @@ def _broker(args) -> int:
         return 0
 
 
+def _install_service(args) -> None:
+    from . import systemd
+    from .config import Config
+
+    cfg = Config.load(args.home)
+    if args.print:
+        for name, text in systemd.units(cfg, args.user).items():
+            print(f"# {name}\n{text}")
+        return
+    paths = systemd.install(cfg, args.user, Path(args.unit_dir))
+    names = " ".join(p.name for p in paths if p.suffix != ".service" or "backup" not in p.name)
+    print(f"{', '.join(str(p) for p in paths)} written; {cfg.home} now belongs to user {args.user}. Start them with\n"
+          f"  systemctl daemon-reload && systemctl enable --now {names}\n"
+          f"and check the hall with `pingjia gateway doctor --home {cfg.home}`", file=sys.stderr)
+
+
+def _doctor(args) -> int:
+    from . import doctor
+    from .config import Config
+
+    out = doctor.report(doctor.examine(Config.load(args.home)))
+    if args.json:
+        _print(out)
+    else:
+        for f in out["findings"]:
+            print(f"{f['status'].upper():<5} {f['check']:<13} {f['message']}" + (f"\n{'':19}fix: {f['fix']}"
+                                                                             if f["status"] != "ok" else ""))
+    return 0 if out["ok"] else 1
+
+
+def _backup(args) -> None:
+    import time
+
+    from .backup import backup
+    from .config import Config
+
+    started = time.monotonic()
+    out = backup(Config.load(args.home), Path(args.out) if args.out else None, args.keep)
+    print(f"backup of hall {out['hall']} ({out['ratings']} ratings) written to {out['path']}: "
+          f"{out['bytes'] / 1e6:.1f} MB in {time.monotonic() - started:.1f} s. It holds every device's key "
+          f"and the hall CA's: keep it as you keep those", file=sys.stderr)
+    _print({k: v for k, v in out.items() if k != "files"})
+
+
+def _restore(args) -> None:
+    from .backup import restore
+
+    out = restore(Path(args.archive), Path(args.home), args.force)
+    print(f"hall {out['hall']} restored into {out['home']} from the backup of {out['created_at']} "
+          f"({out['ratings']} ratings){'; what was there is in ' + out['replaced'] if out['replaced'] else ''}. "
+          f"Ratings stored after that backup are not in it. Start the broker, then the gateway "
+          f"(the broker's passwords are written from the restored database as it starts).", file=sys.stderr)
+    _print(out)
+
+
 # -- the registry, sessions and cases, through the running gateway's API ----------------
 def _device_add(args) -> None:
     creds = ApiClient(args.home).call("POST", "/api/v1/devices",
@@ -272,6 +327,20 @@ def register(sub) -> None:
     gr.add_argument("--log-file", help=f"log here, rolling over at {LOG_FILE_BYTES // 1_000_000} MB "
                                        f"and keeping {LOG_FILE_KEPT} old files (default: standard error)")
     command(gsub, "broker", _broker, "run the hall's Mosquitto")
+    gv = command(gsub, "install-service", _install_service,
+                 "systemd units for the broker, the gateway and the nightly backup, run as their own user")
+    gv.add_argument("--user", default="pingjia", help="the system user both run as (made if missing)")
+    gv.add_argument("--unit-dir", default="/etc/systemd/system")
+    gv.add_argument("--print", action="store_true", help="print the units and change nothing")
+    command(gsub, "doctor", _doctor, "look the hall's box over and say what to fix (exit 1 on a failure)") \
+        .add_argument("--json", action="store_true", help="the findings as JSON")
+    gb = command(gsub, "backup", _backup, "back the hall up into one file, while the gateway runs")
+    gb.add_argument("--out", help="a file, or a folder for one named by hall and time (default: home/backups, "
+                                  "keeping the newest --keep there)")
+    gb.add_argument("--keep", type=int, default=None, help="backups kept in the folder (default 7)")
+    gs = command(gsub, "restore", _restore, "put a backup into a home, the gateway stopped")
+    gs.add_argument("archive")
+    gs.add_argument("--force", action="store_true", help="replace the hall in --home (moved aside, not deleted)")
 
     gd = gsub.add_parser("device", help="the device registry (through the running gateway)")
     dsub = gd.add_subparsers(dest="device_action", required=True)

@@ -47,6 +47,13 @@ def open_db(path: Path | str) -> sqlite_utils.Database:
     return db
 
 
+def open_readonly(path: Path | str) -> sqlite_utils.Database:
+    """The database for looking only (the doctor, a backup): no migration, no write."""
+    conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True, timeout=10, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=10000")
+    return sqlite_utils.Database(conn)
+
+
 @contextlib.contextmanager
 def transaction(db: sqlite_utils.Database):
     """All the writes inside commit together or not at all; nested, a savepoint.

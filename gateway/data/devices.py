@@ -88,6 +88,12 @@ def password_hashes(db) -> dict[str, str]:
     return {r["dev"]: r["pw_hash"] for r in rows(db, "select dev, pw_hash from devices where state != 'retired'")}
 
 
+def stale(db, before: float) -> list[str]:
+    """Devices in service with no heartbeat since `before`."""
+    return [r["dev"] for r in rows(db, "select dev from devices where state = 'active' "
+                                       "and coalesce(health_at, 0) < ? order by dev", [before])]
+
+
 def at_window(db, window: str) -> list[dict]:
     return rows(db, "select * from devices where window = ? and state != 'retired'", [window])
 

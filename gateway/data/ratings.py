@@ -237,6 +237,12 @@ def count(db) -> int:
     return forwarding.total(db)
 
 
+def newest_received_at(db) -> float | None:
+    """When the gateway stored its latest rating (the last row written: no scan)."""
+    r = one(db, "select received_at from ratings order by rowid desc limit 1")
+    return r["received_at"] if r else None
+
+
 def by_id(db) -> dict[str, dict]:
     """Every rating by ID: for the simulator's accounting of a run."""
     return {r["id"]: r for r in db.query("select * from ratings")}

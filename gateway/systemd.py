@@ -1,0 +1,160 @@
+"""systemd units for a hall's box: the broker, the gateway, and the nightly backup.
+
+Both services run as one unprivileged system user (`pingjia` by default), never root: the
+gateway rewrites the broker's password file and ACL when a device is registered and tells
+it to reload (SIGHUP), so the two share a user, and the home folder is that user's alone.
+Each unit restarts on failure and takes the sandboxing systemd offers for a network daemon
+that writes only to its home.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from .config import Config
+from .errors import PingjiaError
+
+UNIT_DIR = Path("/etc/systemd/system")
+BACKUP_AT = "*-*-* 02:30:00"  # the hall is closed: the nightly backup
+
+# What a daemon that reads its install, writes its home and speaks TCP needs, and no more.
+HARDENING = """\
+NoNewPrivileges=yes
+ProtectSystem=strict
+ReadWritePaths={home}
+{protect_home}{private_tmp}PrivateDevices=yes
+DevicePolicy=closed
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged
+SystemCallErrorNumber=EPERM
+CapabilityBoundingSet=
+AmbientCapabilities=
+UMask=0077
+"""
+
+
+def pingjia_command() -> str:
+    """This install's `pingjia`, by absolute path (a unit has no PATH of the venv)."""
+    beside = Path(sys.executable).parent / "pingjia"
+    found = str(beside) if beside.exists() else shutil.which("pingjia")
+    if not found:
+        raise PingjiaError("cannot find the `pingjia` command of this install")
+    return found
+
+
+def units(cfg: Config, user: str, command: str | None = None) -> dict[str, str]:
+    """The unit files, by name."""
+    home = cfg.home.resolve()
+    run = f"{shlex.quote(command or pingjia_command())} gateway"
+    h = shlex.quote(str(home))
+    install = Path(command or pingjia_command()).resolve()
+    # ProtectHome hides /home, /root and /run/user, PrivateTmp gives a /tmp of its own: each only
+    # where neither the home nor the install lives there (a hall's home belongs in /srv)
+    def under(*roots: str) -> bool:
+        return any(str(p).startswith(roots) for p in (home, install))
+    hardening = HARDENING.format(home=h, protect_home="" if under("/home/", "/root/", "/run/user/")
+                                 else "ProtectHome=yes\n",
+                                 private_tmp="" if under("/tmp/", "/var/tmp/") else "PrivateTmp=yes\n")
+    service = f"User={user}\nGroup={user}\nWorkingDirectory={h}\n"
+    return {
+        "pingjia-broker.service": f"""[Unit]
+Description=Pingjia hall {cfg.hall}: the broker (Mosquitto) the evaluators send their ratings to
+After=network-online.target
+Wants=network-online.target
+
+[Service]
+Type=simple
+ExecStart={run} broker --home {h}
+Restart=on-failure
+RestartSec=2
+LimitNOFILE=65536
+MemoryDenyWriteExecute=yes
+{service}{hardening}
+[Install]
+WantedBy=multi-user.target
+""",
+        "pingjia-gateway.service": f"""[Unit]
+Description=Pingjia hall {cfg.hall}: the gateway (ingest, forwarding, API on port {cfg.api_port})
+After=network-online.target pingjia-broker.service
+Wants=network-online.target pingjia-broker.service
+
+[Service]
+Type=simple
+ExecStart={run} run --home {h}
+Restart=on-failure
+RestartSec=2
+TimeoutStopSec=20
+LimitNOFILE=16384
+{service}{hardening}
+[Install]
+WantedBy=multi-user.target
+""",
+        "pingjia-backup.service": f"""[Unit]
+Description=Pingjia hall {cfg.hall}: the nightly backup into {home}/backups
+
+[Service]
+Type=oneshot
+ExecStart={run} backup --home {h}
+Nice=10
+IOSchedulingClass=idle
+{service}{hardening}""",
+        "pingjia-backup.timer": f"""[Unit]
+Description=Pingjia hall {cfg.hall}: the nightly backup
+
+[Timer]
+OnCalendar={BACKUP_AT}
+RandomizedDelaySec=15min
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+""",
+    }
+
+
+def ensure_user(user: str, home: Path) -> None:
+    """The system user the services run as, made if missing; the home becomes its own."""
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", str(home),
+                        "--shell", "/usr/sbin/nologin", user], check=True)
+    pw = pwd.getpwnam(user)
+    for root, dirs, files in os.walk(home):
+        for name in (root, *(os.path.join(root, n) for n in dirs + files)):
+            os.lchown(name, pw.pw_uid, pw.pw_gid)
+    home.chmod(0o700)
+
+
+def install(cfg: Config, user: str = "pingjia", unit_dir: Path = UNIT_DIR) -> list[Path]:
+    """Make the user, give it the home, and write the units; returns their paths."""
+    if os.geteuid() != 0:
+        raise PingjiaError("install-service makes a system user and writes to /etc/systemd/system: run it as root")
+    ensure_user(user, cfg.home)
+    unit_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in units(cfg, user).items():
+        path = unit_dir / name
+        path.write_text(text)
+        path.chmod(0o644)
+        written.append(path)
+    return written
