@@ -49,7 +49,7 @@ def release() -> str:
         return "unknown"
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -107,7 +107,7 @@ def backup(cfg: Config, out: Path | None = None, keep: int | None = None) -> dic
         names = _members(home)
         manifest = {"format": FORMAT, "hall": cfg.hall, "release": release(),
                     "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **held,
-                    "files": {"gateway.db": _sha256(db_copy), **{n: _sha256(home / n) for n in names}}}
+                    "files": {"gateway.db": sha256(db_copy), **{n: sha256(home / n) for n in names}}}
         part.unlink(missing_ok=True)
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
@@ -185,10 +185,10 @@ def restore(archive: Path, home: Path, force: bool = False) -> dict:
                 tar.extract(member, staging, filter="data")
         for name, digest in files.items():
             f = staging / name
-            if not f.is_file() or _sha256(f) != digest:
+            if not f.is_file() or sha256(f) != digest:
                 raise PingjiaError(f"{name} in the backup is missing or not as it was written (SHA-256 differs): "
                                    f"the file is damaged or was changed")
-        _check_db(staging / "gateway.db")
+        check_db(staging / "gateway.db")
         Config.load(staging)  # the settings must be ones this release reads
         aside = _move_aside(home, files)
         for name in files:
@@ -203,7 +203,7 @@ def restore(archive: Path, home: Path, force: bool = False) -> dict:
                                             "schema")}, "home": str(home), "replaced": str(aside) if aside else None}
 
 
-def _check_db(path: Path) -> None:
+def check_db(path: Path) -> None:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         ok = conn.execute("PRAGMA integrity_check").fetchone()[0]

@@ -20,12 +20,13 @@ import httpx
 from gateway.auth import account_token
 from gateway.broker import Broker
 from gateway.config import Config
-from gateway.data import devices, open_db, ratings, rejections
+from gateway.data import devices, open_db, open_readonly, ratings, rejections
 from gateway.forwarder import platform_record
 from gateway.protocol import BAD_LEVELS, REASONS
 from gateway.province import Profile
 from gateway.registry import Registry
 
+from . import releases
 from .business import STAFF, Business
 from .virtual_device import LEVEL_BUTTON, REASON_BUTTON, Controller, VirtualDevice
 
@@ -74,12 +75,12 @@ def wait_until(check, timeout: float, interval: float = 0.05, what: str = "condi
         time.sleep(interval)
 
 
-def start_gateway(cfg: Config, wait: bool = True) -> subprocess.Popen:
+def start_gateway(cfg: Config, wait: bool = True, release: Path | None = None) -> subprocess.Popen:
     """`pingjia gateway run` in its own process (so it can be kill -9'ed), logging to
     home/gateway.log (what escapes logging, to gateway.out); returns once it is connected
-    to its broker."""
+    to its broker. release: the folder of an earlier release to run instead (releases.py)."""
     log = open(cfg.home / "gateway.out", "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "gateway", "gateway", "run", "--home", str(cfg.home),
+    proc = subprocess.Popen([*releases.command(release), "gateway", "run", "--home", str(cfg.home),
                              "--log-file", str(cfg.home / "gateway.log")],
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
@@ -116,8 +117,9 @@ def wait_platform(port: int) -> None:
 class Hall:
     def __init__(self, home: Path | str, devices: int = 4, hall: str = "demo", seed: int | None = None,
                  profile: str = "national", device_heap: str = "256k", device_config: dict | None = None,
-                 device_code: Path | None = None, serial: bool = False):
+                 device_code: Path | None = None, serial: bool = False, release: Path | None = None):
         self.home = Path(home)
+        self.release = release  # an earlier release's folder: its gateway runs the hall (releases.py)
         self.serial = serial  # each device also a serial port, under home/ports
         self.device_heap = device_heap
         self.device_code = device_code  # a built firmware (.mpy) instead of the source
@@ -148,21 +150,27 @@ class Hall:
     # -- lifecycle ---------------------------------------------------------------------
     def start(self) -> Hall:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.cfg.save()
-        db = open_db(self.cfg.db_path)
         self.controller = Controller()
         pairs = [(f"pj-{i:04d}", f"W{i:02d}") for i in range(1, self.n_devices + 1)]
-        for c in Registry(self.cfg, db).add_many(pairs):
+        if self.release:  # the release's own code makes its settings and its database
+            made = releases.setup(self.release, self.cfg, pairs)
+            creds, self.token, self.business_token = made["creds"], made["token"], made["business"]
+            db = open_readonly(self.cfg.db_path)
+        else:
+            self.cfg.save()
+            db = open_db(self.cfg.db_path)
+            creds = Registry(self.cfg, db).add_many(pairs)
+            self.token = account_token(db, "hall-admin", "admin", "the simulator's admin calls")
+            self.business_token = account_token(db, "business", "business", "the hall business system")
+        for c in creds:
             self.credentials[c["dev"]] = c
             self.windows[c["dev"]] = c["window"]
         self.broker.write_config(devices.password_hashes(db))
-        self.token = account_token(db, "hall-admin", "admin", "the simulator's admin calls")
-        self.business_token = account_token(db, "business", "business", "the hall business system")
         db.conn.close()
         self.broker.start()
         # the two Python processes start side by side: most of their start is imports
         self.platform = start_platform_sim(self.cfg, self.platform_port, *self.platform_faults, wait=False)
-        self.gateway = start_gateway(self.cfg, wait=False)
+        self.gateway = start_gateway(self.cfg, wait=False, release=self.release)
         wait_platform(self.platform_port)
         wait_gateway(self.cfg)
         self.api = httpx.Client(base_url=self.cfg.api_url, headers={"Authorization": f"Bearer {self.token}"},
@@ -184,7 +192,7 @@ class Hall:
         return self
 
     def start_gateway(self) -> None:
-        self.gateway = start_gateway(self.cfg)
+        self.gateway = start_gateway(self.cfg, release=self.release)
 
     def kill_gateway(self) -> None:
         """kill -9: no clean shutdown, no chance to finish a write or an ack."""
@@ -273,6 +281,22 @@ class Hall:
     def rate(self, dev: str) -> dict:
         self.new_case(dev)
         return self.press(dev, *self.random_level())
+
+    def keep_rating(self, stop: threading.Event, pressed: list, errors: list) -> list[threading.Thread]:
+        """Every device rates case after case until `stop`, into `pressed`, riding out the
+        gateway's absence (a restart, an upgrade): only a press unconfirmed while the
+        gateway ran is an error."""
+        def one(dev):
+            while not stop.is_set():
+                try:
+                    pressed.append(self.rate(dev))
+                except TimeoutError:
+                    if not stop.is_set() and self.gateway is not None and self.gateway.poll() is None:
+                        errors.append(f"{dev}: no press confirmed while the gateway ran")
+        threads = [threading.Thread(target=one, args=(d,), daemon=True) for d in self.devices]
+        for t in threads:
+            t.start()
+        return threads
 
     # -- accounting --------------------------------------------------------------------
     def platform_records(self) -> dict[str, dict]:

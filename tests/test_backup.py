@@ -21,21 +21,6 @@ def pingjia(*args, check=True):
     return p
 
 
-def press_on(hall, stop, pressed, errors):
-    """Each device rates case after case until `stop`, riding out the gateway's absence."""
-    def one(dev):
-        while not stop.is_set():
-            try:
-                pressed.append(hall.rate(dev))
-            except TimeoutError:
-                if not stop.is_set() and hall.gateway.poll() is None:
-                    errors.append(f"{dev}: no press confirmed while the gateway ran")
-    threads = [threading.Thread(target=one, args=(d,), daemon=True) for d in hall.devices]
-    for t in threads:
-        t.start()
-    return threads
-
-
 def db_in(archive, tmp_path, name):
     with tarfile.open(archive) as tar:
         manifest = json.load(tar.extractfile("backup.json"))
@@ -47,7 +32,7 @@ def test_a_backup_under_ingest_is_one_moment_and_a_restore_loses_nothing(hall_fa
     hall = hall_factory(devices=3)
     home = hall.cfg.home
     stop, pressed, errors = threading.Event(), [], []
-    threads = press_on(hall, stop, pressed, errors)
+    threads = hall.keep_rating(stop, pressed, errors)
     wait_until(lambda: len(pressed) >= 15, 60, what="ratings before the backup")
 
     out = json.loads(pingjia("gateway", "backup", "--home", str(home), "--out", str(tmp_path / "b1.tar.gz")).stdout)

@@ -34,7 +34,7 @@ LEVEL_WEIGHTS = {"very_satisfied": 70, "satisfied": 18, "basically_satisfied": 7
 CHUNK = 200_000
 
 
-def _fill(db, n: int, windows: int, days: int, offset_s: int, rng: random.Random) -> dict:
+def fill(db, n: int, windows: int, days: int, offset_s: int, rng: random.Random) -> dict:
     """n ratings over the last `days` days, each with its case, and a work order for
     each bad review (closed, but for the last week's)."""
     levels, weights = list(LEVEL_WEIGHTS), list(LEVEL_WEIGHTS.values())
@@ -183,7 +183,7 @@ def main(args) -> int:
     hall.cfg.save()
     say(f"writing {args.ratings:,} ratings over {args.days} days at {args.windows} windows into {home} ...")
     db = open_db(hall.cfg.db_path)
-    filled = _fill(db, args.ratings, args.windows, args.days, hall.cfg.utc_offset_s, rng)
+    filled = fill(db, args.ratings, args.windows, args.days, hall.cfg.utc_offset_s, rng)
     account_token(db, "bench-audit", "viewer", "bench")  # the audit page has something to show
     db.conn.close()
     say(f"written in {filled['fill_s']} s, summaries in {filled['summaries_s']} s; starting the hall ...")
