@@ -74,7 +74,7 @@ class Forwarder:
         self.thread = threading.Thread(target=self.run, name="forwarder", daemon=True)
         self.last_error: str | None = None
         self.failures = 0  # consecutive failed requests
-        self.paused_until = 0.0  # breaker open, Retry-After, or a credentials problem
+        self.paused_until = 0.0  # breaker open, Retry-After, or a credentials problem (monotonic)
         self.profile = Profile.load(cfg.platform_profile)
         self.signer = signer(self.profile, cfg.platform_app_key, cfg.platform_app_secret)
         self.bucket = TokenBucket(self.profile.rate_limit, self.profile.batch_size)
@@ -95,7 +95,7 @@ class Forwarder:
             self.thread.join(5)
 
     def state(self) -> dict:
-        now = time.time()
+        now = time.monotonic()
         return {"profile": self.profile.name, "consecutive_failures": self.failures,
                 "breaker_open": self.failures >= BREAKER_AFTER and now < self.paused_until,
                 "paused_for_s": round(max(0.0, self.paused_until - now), 1), "last_error": self.last_error}
@@ -109,13 +109,13 @@ class Forwarder:
                 self.last_error = repr(e)[:300]
                 busy = False
             if not busy:
-                self.wake.wait(min(0.5, max(0.01, self.paused_until - time.time())))
+                self.wake.wait(min(0.5, max(0.01, self.paused_until - time.monotonic())))
                 self.wake.clear()
 
     def once(self) -> bool:
         """Send one batch of due ratings; True if there may be more to send at once."""
         now = time.time()
-        if now < self.paused_until or self.alarms.up("storage"):
+        if time.monotonic() < self.paused_until or self.alarms.up("storage"):
             return False  # with no room to mark a rating forwarded, sending it would send it again
         rows = forwarding.due(self.db, now, self.profile.batch_size)
         if not rows:
@@ -258,10 +258,10 @@ class Forwarder:
         forwarding.failed(self.db, [r["id"] for r in rows], self.last_error)
         if self.failures >= BREAKER_AFTER:
             pause = min(BREAKER_MAX_PAUSE, 0.5 * 2.0 ** (self.failures - BREAKER_AFTER))
-            self.paused_until = time.time() + pause * random.uniform(0.5, 1.0)
+            self.paused_until = time.monotonic() + pause * random.uniform(0.5, 1.0)
 
     def _pause(self, seconds: float, why: str) -> None:
-        self.paused_until = time.time() + seconds
+        self.paused_until = time.monotonic() + seconds
         self.last_error = why
         log.warning(why)
 

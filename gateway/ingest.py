@@ -167,6 +167,21 @@ class Ingest:
         with self.lock:
             self._devices.pop(dev, None)
 
+    def forget_all(self) -> None:
+        with self.lock:
+            self._devices.clear()
+
+    def ask_time(self) -> None:
+        """Tell every device in service to take the time again now (`sync_time`, signed);
+        one offline takes it when it connects, as it does at every connect."""
+        now = time.time()
+        with self.lock:
+            listed = [d for d in devices.listed(self.db) if d["state"] != "retired"]
+        for d in listed:
+            cmd = protocol.signed(bytes.fromhex(d["key"]), "cmd", {"dev": d["dev"], "id": f"t-{int(now * 1000)}",
+                                                                 "cmd": "sync_time", "at": int(now)})
+            self.client.publish(protocol.topic(self.cfg.hall, d["dev"], "cmd"), protocol.encode(cmd), qos=0)
+
     def backlog(self) -> int:
         return len(self._queue)
 
@@ -467,9 +482,7 @@ class Ingest:
         with self.lock:
             now = time.time()
             s = hall.session_at(self.db, window, now)
-            c = hall.latest_case(self.db, window) if s else None
-            if c and s and c["completed_at"] < s["started_at"]:
-                c = None  # a case from an earlier session
+            c = hall.current_case(self.db, window, s)
             for d in devices.at_window(self.db, window):
                 msg = {"dev": d["dev"], "window": window,
                        "staff_id": s and s["staff_id"], "staff_name": s and s["staff_name"],

@@ -4,9 +4,11 @@ process."""
 from __future__ import annotations
 
 import logging
+import time
 
 import uvicorn
 
+from . import clock
 from .alarms import Alarms
 from .api import create_app
 from .auth import write_local_token
@@ -30,7 +32,8 @@ class Gateway:
         self.work_orders = WorkOrders(cfg, self.events)
         self.forwarder = Forwarder(cfg, self.alarms)
         self.rollouts = Rollouts(cfg, self.events)
-        self.upkeep = Upkeep(cfg, self.alarms)
+        self.upkeep = Upkeep(cfg, self.alarms, on_step=self.clock_stepped, each=self.clock_settled)
+        self.stepped_at: float | None = None
         self.ingest = Ingest(cfg, on_stored=self.forwarder.wake.set, on_order=self.work_orders.opened,
                              on_event=self.events.publish, on_reply=self.rollouts.wake, alarms=self.alarms)
         self.rollouts.publish = lambda topic, payload, qos: self.ingest.client.publish(topic, payload, qos=qos)
@@ -58,6 +61,31 @@ class Gateway:
             self.forwarder.stop()
             self.work_orders.stop()
             self.events.stop()
+
+    def clock_stepped(self, delta: float) -> None:
+        """The box's clock stepped by delta seconds (clock.py): the present follows it, and
+        every device is asked to take the time again."""
+        now = time.time()
+        with self.ingest.lock:
+            shifted = clock.shift(self.ingest.db, delta, now)
+            self.ingest.forget_all()
+        self.stepped_at = now
+        self.alarms.clear("clock_step")  # an earlier step's: this one is announced afresh
+        self.alarms.set("clock_step", f"the box's clock stepped {delta:+.1f} s; open sessions, devices' records, "
+                                      f"due times and deadlines follow it ({shifted}); devices are asked for the time "
+                                      f"again. Check the box's time synchronisation if it was not an NTP correction")
+        self.ingest.ask_time()
+        self.push_all_sessions()
+        self.forwarder.wake.set()
+
+    def clock_settled(self) -> None:
+        """The step's alarm ends once every online device has taken the time since."""
+        if self.stepped_at is None or not self.alarms.up("clock_step"):
+            return
+        with self.ingest.lock:
+            behind = devices.unsynced_since(self.ingest.db, self.stepped_at)
+        if not behind:
+            self.alarms.clear("clock_step", "every online device has taken the time since")
 
     def push_all_sessions(self) -> None:
         """At start, every device learns its window's current session (it may have changed

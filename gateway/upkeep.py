@@ -1,6 +1,7 @@
-"""What keeps a hall's box in order over the years, looked at every UPKEEP_S by one
-thread: room on the disk (an alarm well before the database runs out of it) and the
-broker's log (rolled over like the gateway's own; Mosquitto reopens its log on SIGHUP).
+"""What keeps a hall's box in order over the years, looked at by one thread: the wall
+clock every second (a step: clock.py), and every UPKEEP_S room on the disk (an alarm well
+before the database runs out of it) and the broker's log (rolled over like the gateway's
+own; Mosquitto reopens its log on SIGHUP).
 Ratings are evidence and are never aged out; what grows otherwise is bounded where it
 is written (rejections.DETAILS_KEPT, the gateway's rotating log)."""
 
@@ -13,11 +14,13 @@ import threading
 from .alarms import Alarms
 from .broker import Broker
 from .cli import LOG_FILE_BYTES, LOG_FILE_KEPT
+from .clock import StepWatch
 from .config import Config
 
 log = logging.getLogger("pingjia.upkeep")
 
 UPKEEP_S = 10.0
+CLOCK_S = 1.0
 
 
 def free_mb(path) -> float:
@@ -40,9 +43,12 @@ def roll_log(path, max_bytes: int = LOG_FILE_BYTES, kept: int = LOG_FILE_KEPT) -
 
 
 class Upkeep:
-    def __init__(self, cfg: Config, alarms: Alarms):
+    def __init__(self, cfg: Config, alarms: Alarms, on_step=None, each=None):
         self.cfg = cfg
         self.alarms = alarms
+        self.on_step = on_step  # (seconds): the wall clock stepped
+        self.each = each  # called every UPKEEP_S: the gateway's own looks (clock_settled)
+        self.clock = StepWatch()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="upkeep", daemon=True)
 
@@ -54,11 +60,19 @@ class Upkeep:
         self._thread.join(5)
 
     def _run(self) -> None:
-        while not self._stop.wait(UPKEEP_S):
+        ticks = 0
+        while not self._stop.wait(CLOCK_S):
+            ticks += 1
             try:
-                self.once()
+                delta = self.clock.check()
+                if delta is not None and self.on_step:
+                    self.on_step(delta)
+                if ticks % int(UPKEEP_S / CLOCK_S) == 0:
+                    self.once()
+                    if self.each:
+                        self.each()
             except Exception:  # the checks must outlive any one failure
-                log.exception("upkeep failed; trying again in %s s", UPKEEP_S)
+                log.exception("upkeep failed; trying again")
 
     def once(self) -> None:
         free = free_mb(self.cfg.home)

@@ -75,14 +75,17 @@ def wait_until(check, timeout: float, interval: float = 0.05, what: str = "condi
         time.sleep(interval)
 
 
-def start_gateway(cfg: Config, wait: bool = True, release: Path | None = None) -> subprocess.Popen:
+def start_gateway(cfg: Config, wait: bool = True, release: Path | None = None,
+                  env: dict | None = None) -> subprocess.Popen:
     """`pingjia gateway run` in its own process (so it can be kill -9'ed), logging to
     home/gateway.log (what escapes logging, to gateway.out); returns once it is connected
-    to its broker. release: the folder of an earlier release to run instead (releases.py)."""
+    to its broker. release: the folder of an earlier release to run instead (releases.py);
+    env: variables added to its environment."""
     log = open(cfg.home / "gateway.out", "ab")
     proc = subprocess.Popen([*releases.command(release), "gateway", "run", "--home", str(cfg.home),
                              "--log-file", str(cfg.home / "gateway.log")],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, **(env or {})})
     log.close()
     if wait:
         wait_gateway(cfg)
@@ -120,6 +123,7 @@ class Hall:
                  device_code: Path | None = None, serial: bool = False, release: Path | None = None):
         self.home = Path(home)
         self.release = release  # an earlier release's folder: its gateway runs the hall (releases.py)
+        self.gateway_env: dict = {}  # added to the gateway's environment
         self.serial = serial  # each device also a serial port, under home/ports
         self.device_heap = device_heap
         self.device_code = device_code  # a built firmware (.mpy) instead of the source
@@ -170,7 +174,7 @@ class Hall:
         self.broker.start()
         # the two Python processes start side by side: most of their start is imports
         self.platform = start_platform_sim(self.cfg, self.platform_port, *self.platform_faults, wait=False)
-        self.gateway = start_gateway(self.cfg, wait=False, release=self.release)
+        self.gateway = start_gateway(self.cfg, wait=False, release=self.release, env=self.gateway_env)
         wait_platform(self.platform_port)
         wait_gateway(self.cfg)
         self.api = httpx.Client(base_url=self.cfg.api_url, headers={"Authorization": f"Bearer {self.token}"},
@@ -192,7 +196,7 @@ class Hall:
         return self
 
     def start_gateway(self) -> None:
-        self.gateway = start_gateway(self.cfg, release=self.release)
+        self.gateway = start_gateway(self.cfg, release=self.release, env=self.gateway_env)
 
     def kill_gateway(self) -> None:
         """kill -9: no clean shutdown, no chance to finish a write or an ack."""

@@ -115,9 +115,7 @@ def hall_now(d=Depends(deps.db), cfg=Depends(deps.cfg)):
     n_devices = 0
     for w in hall.windows(d):
         s = hall.session_at(d, w, now)
-        c = hall.latest_case(d, w) if s else None
-        if c and s and c["completed_at"] < s["started_at"]:
-            c = None  # a case of an earlier session
+        c = hall.current_case(d, w, s)
         devs = []
         for r in devices.at_window(d, w):
             h = devices.health(r) or {}

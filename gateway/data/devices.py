@@ -94,6 +94,20 @@ def stale(db, before: float) -> list[str]:
                                        "and coalesce(health_at, 0) < ? order by dev", [before])]
 
 
+def shift_clock(db, delta: float) -> int:
+    """The box's clock stepped by delta seconds: each device's last-heard times, its sync
+    record (gateway time at a known uptime) and its old key's grace, said in the new clock."""
+    return db.execute("update devices set health_at = health_at + ?, status_at = status_at + ?, "
+                      "sync_at = sync_at + ?, prev_key_until = prev_key_until + ?",
+                      [delta] * 4).rowcount
+
+
+def unsynced_since(db, at: float) -> list[str]:
+    """Online devices in service whose clock record is older than `at`."""
+    return [r["dev"] for r in rows(db, "select dev from devices where state = 'active' and online = 1 "
+                                       "and coalesce(sync_at, 0) < ? order by dev", [at])]
+
+
 def at_window(db, window: str) -> list[dict]:
     return rows(db, "select * from devices where window = ? and state != 'retired'", [window])
 

@@ -67,6 +67,12 @@ def requeue(db, ids: list[str] | None) -> int:
 
 
 # -- views --------------------------------------------------------------------------
+def shift_clock(db, delta: float) -> int:
+    """The box's clock stepped by delta seconds: when each waiting rating is next tried."""
+    return db.execute("update ratings set next_attempt_at = next_attempt_at + ? where forward_state = 'pending'",
+                      [delta]).rowcount
+
+
 def backlog(db) -> dict:
     """What waits to be forwarded, its oldest, the errors it met, the states of all."""
     pending = rows(db, "select count(*) n, min(received_at) oldest, max(attempts) max_attempts from ratings "

@@ -9,9 +9,18 @@ from ..errors import Conflict, NotFound
 from . import one, rows, summaries, transaction, where
 
 
+def shift_clock(db, delta: float) -> int:
+    """The box's clock stepped by delta seconds: the open sessions' starts said in the new
+    clock, so that what is pressed and reported after the step falls inside them."""
+    return db.execute("update sessions set started_at = started_at + ? where ended_at is null", [delta]).rowcount
+
+
 def session_at(db, window: str, ts: float) -> dict | None:
+    """The staff session at the window at time ts. Sessions at a window follow one another;
+    only a step of the clock backwards makes two cover one moment, and then the later one
+    (the higher ID) is the one in the clock that runs now."""
     return one(db, "select * from sessions where window = ? and started_at <= ? "
-                   "and (ended_at is null or ended_at > ?) order by started_at desc limit 1", [window, ts, ts])
+                   "and (ended_at is null or ended_at > ?) order by id desc limit 1", [window, ts, ts])
 
 
 def sign_in(db, window: str, staff_id: str, staff_name: str, at: float) -> dict | None:
@@ -48,7 +57,7 @@ def complete_case(db, serial: str, window: str, items: list[tuple[str, str]], at
         row = {"serial": serial, "window": window, "staff_id": s["staff_id"], "staff_name": s["staff_name"],
                "item_code": items[0][0], "item_name": items[0][1],
                "items": json.dumps([{"code": c, "name": n} for c, n in items], ensure_ascii=False),
-               "completed_at": at, "rating_id": None}
+               "completed_at": at, "rating_id": None, "session_id": s["id"]}
         db.execute(f"insert into cases ({', '.join(row)}) values ({', '.join('?' * len(row))})", list(row.values()))
         summaries.add_case(db, row, offset_s)
     return row
@@ -60,6 +69,16 @@ def case(db, serial: str) -> dict | None:
 
 def latest_case(db, window: str) -> dict | None:
     return one(db, "select * from cases where window = ? order by completed_at desc limit 1", [window])
+
+
+def current_case(db, window: str, session: dict | None) -> dict | None:
+    """The case last completed at the window in this staff session, if any: a case of an
+    earlier session is never current. By the order they were recorded, not their times,
+    which a step of the box's clock can put out of order."""
+    if not session:
+        return None
+    return one(db, "select * from cases where session_id = ? and window = ? order by rowid desc limit 1",
+               [session["id"], window])
 
 
 def mark_rated(db, serial: str, rating_id: str) -> None:

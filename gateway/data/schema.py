@@ -133,8 +133,21 @@ def _firmware(db: sqlite_utils.Database) -> None:
     firmware.create(db)
 
 
+def _case_sessions(db: sqlite_utils.Database) -> None:
+    """Version 8: each case names the staff session it was completed in, so that a
+    window's current case is found by that and the order cases were recorded, never by
+    their times (a step of the box's clock backwards puts times out of order: clock.py).
+    The cases of the sessions open now get theirs."""
+    db.execute("alter table cases add column session_id integer")
+    db.execute("create index cases_session on cases (session_id) where session_id is not null")
+    for s in db.query("select id, window, started_at from sessions where ended_at is null"):
+        db.execute("update cases set session_id = ? where window = ? and completed_at >= ?",
+                   [s["id"], s["window"], s["started_at"]])
+
+
 # schema version N is MIGRATIONS[:N]; append, never edit
-MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises, _summaries, _cases_summaries, _firmware)
+MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises, _summaries, _cases_summaries, _firmware,
+              _case_sessions)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -96,6 +96,17 @@ def unfinished(db, window: str | None = None) -> list[dict]:
                 args)
 
 
+def shift_clock(db, delta: float) -> int:
+    """The box's clock stepped by delta seconds: the times an unfinished order's deadlines
+    run from, and a finished one's pending feedback, said in the new clock. Its steps stay
+    as recorded (the audit log has the step)."""
+    n = db.execute(f"update work_orders set opened_at = opened_at + ?, contacted_at = contacted_at + ? where {OPEN}",
+                   [delta, delta]).rowcount
+    db.execute("update work_orders set next_feedback_at = next_feedback_at + ? where feedback_state = 'pending'",
+               [delta])
+    return n
+
+
 def mark_alerted(db, oid: int, what: str) -> None:
     """Remember that this alert (e.g. contact:red) was raised, so it is raised once."""
     db.execute("update work_orders set alerted = alerted || ? || ',' where id = ?", [what, oid])
