@@ -94,8 +94,8 @@ WantedBy=multi-user.target
 """,
         "pingjia-gateway.service": f"""[Unit]
 Description=Pingjia hall {cfg.hall}: the gateway (ingest, forwarding, API on port {cfg.api_port})
-After=network-online.target pingjia-broker.service
-Wants=network-online.target pingjia-broker.service
+After=network-online.target time-sync.target pingjia-broker.service
+Wants=network-online.target time-sync.target pingjia-broker.service
 
 [Service]
 Type=simple

@@ -8,8 +8,11 @@ import subprocess
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from simulator.harness import Hall, wait_until
+from tests.conftest import SHOTS
+from tests.test_console import PASSWORD, open_console
 
 SIZE_MB = 48
 DEVICES = 2
@@ -42,7 +45,7 @@ def fill(path) -> None:
                 pass
 
 
-def test_a_full_disk_stops_the_acks_raises_an_alarm_and_loses_nothing(small_disk, tmp_path):
+def test_a_full_disk_stops_the_acks_raises_an_alarm_and_loses_nothing(small_disk, tmp_path, browser):
     home = small_disk / "hall"
     home.mkdir()
     os.chmod(small_disk, 0o755)
@@ -56,6 +59,11 @@ def test_a_full_disk_stops_the_acks_raises_an_alarm_and_loses_nothing(small_disk
         devs = sorted(hall.devices)
         pressed = [hall.press(devs[0], "satisfied")]  # no case completed yet: ratings by session
         wait_until(lambda: pressed[0]["id"] in hall.stored_rows(), 20, what="the first rating")
+        r = api.post("/api/v1/users", json={"name": "zhang.wei", "role": "admin", "windows": [], "password": PASSWORD})
+        assert r.status_code == 201, r.text
+        page = open_console(hall, browser, "zhang.wei")  # logged in before: a login is a write
+        banner = page.locator(".alarms [data-alarm=storage]")
+        expect(banner).to_have_count(0)
 
         fill(small_disk / "filler")
         # Commits may go on for a while in space SQLite holds already (its WAL); press until one fails
@@ -70,6 +78,9 @@ def test_a_full_disk_stops_the_acks_raises_an_alarm_and_loses_nothing(small_disk
         assert "free space" in state["alarms"]["storage"]["detail"]
         assert api.get("/api/v1/health").json()["alarms"] == ["disk_low", "storage"]
         assert 'pingjia_alarm{name="storage"} 1.0' in api.get("/metrics").text
+        expect(banner).to_contain_text("网关无法写入数据库")  # live, on the event stream
+        expect(page.locator(".alarms [data-alarm=disk_low]")).to_contain_text("MB free")
+        page.screenshot(path=str(SHOTS / "alarm-disk-full.png"))
 
         # while full: presses are confirmed and kept by the devices, and none is acked
         stored_before = set(hall.stored_rows())
@@ -86,6 +97,7 @@ def test_a_full_disk_stops_the_acks_raises_an_alarm_and_loses_nothing(small_disk
 
         (small_disk / "filler").unlink()
         wait_until(lambda: not alarms().get("storage"), 30, what="the gateway to commit again")
+        expect(banner).to_have_count(0)
         hall.wait_drained(pressed, timeout=60)
         summary = hall.summary(pressed)
         assert summary == {"pressed": len(pressed), "stored": len(pressed), "forwarded": len(pressed),

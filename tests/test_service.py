@@ -84,7 +84,7 @@ def test_units_verify_and_their_commands_run_a_hall_as_an_unprivileged_user(box,
                      "CapabilityBoundingSet=", "UMask=0077"):
             assert line in text[n].splitlines(), (n, line)
     gw = text["pingjia-gateway.service"]
-    assert "After=network-online.target pingjia-broker.service" in gw and "Restart=on-failure" in gw
+    assert "After=network-online.target time-sync.target pingjia-broker.service" in gw and "Restart=on-failure" in gw
     assert "OnCalendar=" in text["pingjia-backup.timer"] and "Persistent=true" in text["pingjia-backup.timer"]
 
     # the units' commands, as the user systemd would run them as

@@ -19,6 +19,7 @@ const NEXT = {open: ["accept", "invalid"], accepted: ["contact", "invalid"], con
 const CARDS = {offline: "离线", stale: "无心跳", outbox_growing: "待发积压"};
 const RESETS = {power_on: "上电", watchdog: "看门狗", panic: "异常", soft: "软重启", deep_sleep: "休眠唤醒",
                 brownout: "欠压", intended: "指令重启", unknown: "未知"};
+const ALARMS = {storage: "网关无法写入数据库", disk_low: "网关磁盘空间不足", clock_step: "网关时钟跳变"};
 const PAGES = [
   {id: "hall", title: "大厅实况", needs: "devices:read"},
   {id: "reviews", title: "差评工单", needs: "read"},
@@ -38,7 +39,7 @@ document.addEventListener("alpine:init", () => {
     range: {since: "", until: "", window: "", bucket: "day"}, devices: [], dead: [], credentials: null,
     builds: [], rollouts: [], rolloutForm: {hash: ""},
     deviceForm: {dev: "", window: ""},
-    rejections: null, audit: [], alerts: [], flashes: {}, lastPress: {}, sound: localStorage.getItem("pingjia.sound") !== "off",
+    rejections: null, audit: [], alerts: [], alarms: [], flashes: {}, lastPress: {}, sound: localStorage.getItem("pingjia.sound") !== "off",
     stream: null, lastEventId: null, refreshTimer: null,
 
     async start() {
@@ -76,6 +77,20 @@ document.addEventListener("alpine:init", () => {
       this.route();
       if (this.can("read")) this.listen();
     },
+
+    // the gateway's own alarms (alarms.py): as they stand, then as the stream changes them
+    async loadAlarms() {
+      if (!this.can("ops:read")) return;
+      try {
+        const {alarms} = await this.api("GET", "/api/v1/gateway");
+        this.alarms = Object.entries(alarms || {}).map(([name, a]) => ({name, detail: a.detail}));
+      } catch (e) { /* shown again at the next change */ }
+    },
+    alarmed(e) {
+      this.alarms = this.alarms.filter((a) => a.name !== e.name);
+      if (e.state === "raised") this.alarms.push({name: e.name, detail: e.detail});
+    },
+    alarmName(name) { return ALARMS[name] || name; },
 
     pages() { return PAGES.filter((p) => this.can(p.needs)); },
     can(permission) { return !!this.me && this.me.permissions.includes(permission); },
@@ -320,6 +335,8 @@ document.addEventListener("alpine:init", () => {
         on("work_order", () => { if (this.page === "reviews") this.loadOrders(); });
         on("deadline", () => { if (this.page === "reviews") this.loadOrders(); });
         on("rollout", () => { if (this.page === "devices") this.load("devices"); });
+        on("alarm", (e) => this.alarmed(e));
+        es.onopen = () => this.loadAlarms();  // what changed while the stream was away
         // a ticket is good once: on an error, a new ticket and a new stream (the server
         // keeps the last events, so none is missed across the gap)
         es.onerror = () => { es.close(); if (this.me) setTimeout(() => this.listen(), 2000); };
