@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import pwd
-import shlex
+import re
 import shutil
 import subprocess
 import sys
@@ -61,11 +61,19 @@ def pingjia_command() -> str:
     return found
 
 
+PLAIN_PATH = re.compile(r"^/[A-Za-z0-9/._-]+$")
+
+
 def units(cfg: Config, user: str, command: str | None = None) -> dict[str, str]:
     """The unit files, by name."""
     home = cfg.home.resolve()
-    run = f"{shlex.quote(command or pingjia_command())} gateway"
-    h = shlex.quote(str(home))
+    for what, path in (("the hall's home", home), ("this install", Path(command or pingjia_command()))):
+        if not PLAIN_PATH.match(str(path)):  # systemd's path settings take no quoting
+            raise PingjiaError(f"{what} is at {str(path)!r}: keep it at a path of letters, digits and / . _ -")
+    if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", user):
+        raise PingjiaError(f"{user!r} is not a system user name: lowercase letters, digits, '_' and '-'")
+    run = f"{command or pingjia_command()} gateway"
+    h = str(home)
     install = Path(command or pingjia_command()).resolve()
     # ProtectHome hides /home, /root and /run/user, PrivateTmp gives a /tmp of its own: each only
     # where neither the home nor the install lives there (a hall's home belongs in /srv)
@@ -149,10 +157,11 @@ def install(cfg: Config, user: str = "pingjia", unit_dir: Path = UNIT_DIR) -> li
     """Make the user, give it the home, and write the units; returns their paths."""
     if os.geteuid() != 0:
         raise PingjiaError("install-service makes a system user and writes to /etc/systemd/system: run it as root")
+    texts = units(cfg, user)  # checked before anything changes
     ensure_user(user, cfg.home)
     unit_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in units(cfg, user).items():
+    for name, text in texts.items():
         path = unit_dir / name
         path.write_text(text)
         path.chmod(0o644)

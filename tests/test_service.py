@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateway.cli import LOG_FILE_BYTES
 from gateway.config import Config
 from simulator.harness import free_port, let_broker_through, wait_until
 from simulator.virtual_device import LEVEL_BUTTON, Controller, VirtualDevice
@@ -140,3 +141,15 @@ def test_units_verify_and_their_commands_run_a_hall_as_an_unprivileged_user(box,
     finally:
         dev.stop()
         controller.close()
+
+
+def test_the_brokers_log_rolls_over_and_the_broker_writes_the_new_one(hall_factory):
+    hall = hall_factory(devices=1)
+    log = hall.broker.dir / "mosquitto.log"
+    with open(log, "ab") as f:  # as if it had run for months
+        f.write(b"x" * (LOG_FILE_BYTES + 1))
+    wait_until(lambda: (hall.broker.dir / "mosquitto.log.1").exists(), 30, what="the broker's log to roll over")
+    assert (hall.broker.dir / "mosquitto.log.1").stat().st_size > LOG_FILE_BYTES
+    hall.power_cycle("pj-0001")  # the broker logs the device's new connection: in the new file
+    wait_until(lambda: log.exists() and "as pj-0001" in log.read_text(), 20, what="the broker to write its new log")
+    assert "as pj-0001" not in (hall.broker.dir / "mosquitto.log.1").read_text()[-2000:]
