@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import os
+import pwd
 import shutil
 import sqlite3
 import tarfile
@@ -30,7 +31,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from .config import Config
+from .config import Config, hold
 from .data import schema
 from .errors import PingjiaError
 
@@ -58,14 +59,44 @@ def sha256(path: Path) -> str:
 
 
 def _members(home: Path) -> list[str]:
-    """The home's files that go into a backup, as paths relative to it."""
-    out = [name for name in (*FILES, *BROKER_FILES) if (home / name).is_file()]
+    """The home's regular files that go into a backup, as paths relative to it: not a
+    link, not a file being written (.tmp, .part)."""
+    def kept(p: Path) -> bool:
+        return p.is_file() and not p.is_symlink() and not any(part.endswith((".tmp", ".part"))
+                                                               for part in p.relative_to(home).parts)
+    out = [name for name in (*FILES, *BROKER_FILES) if kept(home / name)]
     for tree in TREES:
         root = home / tree
-        if root.is_dir():
-            out += sorted(str(p.relative_to(home)) for p in root.rglob("*")
-                          if p.is_file() and not p.name.endswith(".tmp"))
+        if root.is_dir() and not root.is_symlink():
+            out += sorted(str(p.relative_to(home)) for p in root.rglob("*") if kept(p))
     return out
+
+
+class _Hashing:
+    """A file read into the archive, hashed as it is read: the manifest says what was written."""
+
+    def __init__(self, f):
+        self.f = f
+        self.h = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.h.update(data)
+        return data
+
+
+def _add(tar: tarfile.TarFile, path: Path, name: str) -> str | None:
+    """Add one file; its SHA-256, or None if it went away meanwhile (a build removed)."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    with f:
+        info = tar.gettarinfo(fileobj=f, arcname=name)
+        info.mode, info.uid, info.gid, info.uname, info.gname = 0o600, 0, 0, "", ""
+        reader = _Hashing(f)
+        tar.addfile(info, reader)  # type: ignore[arg-type]  # tarfile reads it with read(n)
+        return reader.h.hexdigest()
 
 
 def copy_db(src: Path, dst: Path) -> dict:
@@ -105,25 +136,28 @@ def backup(cfg: Config, out: Path | None = None, keep: int | None = None) -> dic
         except sqlite3.OperationalError as e:
             raise PingjiaError(f"could not copy the database into {path.parent}: {e} (is there room?)") from None
         names = _members(home)
-        manifest = {"format": FORMAT, "hall": cfg.hall, "release": release(),
-                    "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), **held,
-                    "files": {"gateway.db": sha256(db_copy), **{n: sha256(home / n) for n in names}}}
         part.unlink(missing_ok=True)
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz", compresslevel=6) as tar:
-                data = json.dumps(manifest, indent=2).encode()
+                files = {"gateway.db": _add(tar, db_copy, "gateway.db")}
+                for n in names:
+                    digest = _add(tar, home / n, n)
+                    if digest:
+                        files[n] = digest
+                manifest = {"format": FORMAT, "hall": cfg.hall, "release": release(),
+                            "created_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                            **held, "files": files}
+                data = json.dumps(manifest, indent=2).encode()  # last: it lists what was written
                 info = tarfile.TarInfo(MANIFEST)
                 info.size, info.mtime, info.mode = len(data), int(time.time()), 0o600
                 tar.addfile(info, io.BytesIO(data))
-                tar.add(db_copy, "gateway.db")
-                for n in names:
-                    tar.add(home / n, n)
-                raw.flush()
-                os.fsync(raw.fileno())
+            with open(part, "rb+") as f:
+                os.fsync(f.fileno())
         except OSError as e:
             raise PingjiaError(f"could not write the backup {path}: {e}") from None
         part.replace(path)
+        _own_like(home, [path])  # root's backup of a hall is still the gateway's user's to keep and prune
     finally:
         part.unlink(missing_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -151,8 +185,11 @@ def read_manifest(tar: tarfile.TarFile) -> dict:
 
 
 def _safe_name(name: str) -> bool:
+    """A name this release puts in a backup, and nothing else (no local token, no WAL, no
+    broker configuration, nothing outside the home)."""
     p = Path(name)
-    return not p.is_absolute() and ".." not in p.parts and name == str(p)
+    return (not p.is_absolute() and ".." not in p.parts and name == str(p)
+            and (name in ("gateway.db", *FILES, *BROKER_FILES) or p.parts[0] in TREES and len(p.parts) > 1))
 
 
 def restore(archive: Path, home: Path, force: bool = False) -> dict:
@@ -160,9 +197,17 @@ def restore(archive: Path, home: Path, force: bool = False) -> dict:
     database for integrity and schema before anything in `home` changes; what `home` held
     is moved aside to home/replaced-<time>/, never deleted. The gateway must be stopped."""
     home = Path(home)
+    if os.geteuid() == 0 and home.exists() and home.stat().st_uid != 0:
+        # the home is its user's: root writing into it would follow links that user made
+        user = pwd.getpwuid(home.stat().st_uid).pw_name
+        raise PingjiaError(f"{home} belongs to {user}: restore as that user "
+                           f"(runuser -u {user} -- pingjia gateway restore ...)")
+    lock = None
     if (home / "gateway.json").exists():
+        lock = hold(home)
         _refuse_if_running(home)
         if not force:
+            lock.close()
             raise PingjiaError(f"{home} holds a hall already: add --force to put the backup in its place "
                                f"(what is there now is moved to {home}/replaced-<time>/)")
     try:
@@ -185,7 +230,7 @@ def restore(archive: Path, home: Path, force: bool = False) -> dict:
                 tar.extract(member, staging, filter="data")
         for name, digest in files.items():
             f = staging / name
-            if not f.is_file() or sha256(f) != digest:
+            if not f.is_file() or f.is_symlink() or sha256(f) != digest:
                 raise PingjiaError(f"{name} in the backup is missing or not as it was written (SHA-256 differs): "
                                    f"the file is damaged or was changed")
         check_db(staging / "gateway.db")
@@ -197,8 +242,11 @@ def restore(archive: Path, home: Path, force: bool = False) -> dict:
             os.chmod(staging / name, 0o600)
             (staging / name).replace(target)
         _own_like(home, [home / n for n in files])
+        _sync_dirs(home, files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if lock:
+            lock.close()
     return {**{k: manifest.get(k) for k in ("hall", "release", "created_at", "ratings", "newest_rating_at",
                                             "schema")}, "home": str(home), "replaced": str(aside) if aside else None}
 
@@ -236,6 +284,19 @@ def _move_aside(home: Path, files) -> Path | None:
     return aside
 
 
+def _sync_dirs(home: Path, files) -> None:
+    """The restored files and their folders on the disk before the restore says it is done."""
+    for d in {home, *((home / n).parent for n in files)}:
+        for f in [home / n for n in files if (home / n).parent == d]:
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 def _own_like(home: Path, paths) -> None:
     """Files a root restore made belong to the home's owner, the gateway's user."""
     if os.geteuid() != 0:
@@ -245,13 +306,17 @@ def _own_like(home: Path, paths) -> None:
         for q in (p, *p.parents):
             if q == home or home not in q.parents:
                 break
-            os.chown(q, st.st_uid, st.st_gid)
+            os.lchown(q, st.st_uid, st.st_gid)
 
 
 def _refuse_if_running(home: Path) -> None:
+    """A gateway that holds no lock (an earlier release's) still answers on its port."""
     import httpx
 
-    cfg = Config.load(home)
+    try:
+        cfg = Config.load(home)
+    except PingjiaError:
+        return  # unreadable settings: the lock was free, and there is no port to ask
     host = "127.0.0.1" if cfg.api_host in ("0.0.0.0", "::", "") else cfg.api_host
     try:
         hall = httpx.get(f"http://{host}:{cfg.api_port}/api/v1/health", timeout=2).json().get("hall")

@@ -29,23 +29,41 @@ def boot_s() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
+def wall_minus_boot() -> float:
+    """The wall clock's offset from the boot clock, read between two looks at the boot
+    clock close together (a thread paused between two reads is no step)."""
+    while True:
+        before = boot_s()
+        wall = time.time()
+        after = boot_s()
+        if after - before < 0.05:
+            return wall - (before + after) / 2
+
+
 class StepWatch:
     def __init__(self):
-        self.offset = time.time() - boot_s()
+        self.offset = wall_minus_boot()
+        self.wall = time.time()  # at the last look: what was written before a step is older
 
-    def check(self) -> float | None:
-        """The step since the last look, in seconds, or None. An NTP slew (at most half a
-        millisecond a second) is no step: each look takes the offset it finds."""
-        offset = time.time() - boot_s()
-        delta, self.offset = offset - self.offset, offset
-        return delta if abs(delta) > STEP_S else None
+    def check(self) -> tuple[float, float] | None:
+        """The step since the last look, in seconds, with the wall time of that look (in
+        the clock before the step), or None. An NTP slew (at most half a millisecond a
+        second) is no step: each look takes the offset it finds."""
+        offset, looked = wall_minus_boot(), self.wall
+        delta, self.offset, self.wall = offset - self.offset, offset, time.time()
+        return (delta, looked) if abs(delta) > STEP_S else None
 
 
-def shift(db, delta: float, now: float) -> dict:
-    """Say the present in the new clock, in one transaction, with its audit entry."""
+def shift(db, delta: float, before: float, now: float) -> dict:
+    """Say the present in the new clock, in one transaction, with its audit entry. before:
+    the wall time of the last look before the step, in the old clock; after a step forwards,
+    what bears a later time was written in the new clock already, between the step and this,
+    and stays. A waiting rating tried early after a step forwards does no harm: only a step
+    back moves its next try."""
+    bound = before + STEP_S if delta > 0 else float("inf")
     with transaction(db):
-        shifted = {"devices": devices.shift_clock(db, delta), "sessions": hall.shift_clock(db, delta),
-                   "waiting_ratings": forwarding.shift_clock(db, delta),
-                   "work_orders": workorders.shift_clock(db, delta)}
+        shifted = {"devices": devices.shift_clock(db, delta, bound), "sessions": hall.shift_clock(db, delta, bound),
+                   "waiting_ratings": forwarding.shift_clock(db, delta) if delta < 0 else 0,
+                   "work_orders": workorders.shift_clock(db, delta, bound)}
         audit.record(db, "system", "clock.step", None, now, seconds=round(delta, 3), **shifted)
     return shifted

@@ -6,11 +6,14 @@
     home/holidays.json  the hall's holidays and 调休 working days, added to the shipped calendar
     home/broker/        the generated Mosquitto configuration, its data, certificate and log
     home/tls/           the hall's certificate authority (tls.py)
+    home/gateway.lock   held by the running gateway: one gateway per home, no restore under it
+    home/backups/       the nightly backups (backup.py)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import ipaddress
 import json
 import secrets
@@ -19,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .errors import ConfigError
+from .errors import ConfigError, PingjiaError
 from .protocol import ID_RE
 
 
@@ -148,6 +151,19 @@ class Config:
         RuleSet.load(self.work_order_rules)
         if self.alert_webhook_url and not self.alert_webhook_url.startswith(("http://", "https://")):
             raise ConfigError(f"alert_webhook_url in {where} must be an http:// or https:// URL")
+
+
+def hold(home: Path):
+    """The home's lock (home/gateway.lock), held for as long as the returned file stays
+    open, or released by the kernel when its process dies, however it dies."""
+    f = open(Path(home) / "gateway.lock", "a")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        raise PingjiaError(f"a gateway is running on {home} (it holds {home}/gateway.lock): stop it first "
+                           f"(systemctl stop pingjia-gateway)") from None
+    return f
 
 
 _TYPES: dict[str, type | tuple[type, ...]] = {"str": str, "int": int, "bool": bool, "float": (int, float),

@@ -68,6 +68,8 @@ def check_gateway(cfg: Config) -> list[Finding]:
     host = "127.0.0.1" if cfg.api_host in ("0.0.0.0", "::", "") else cfg.api_host
     try:
         h = httpx.get(f"http://{host}:{cfg.api_port}/api/v1/health", timeout=3).json()
+        if not isinstance(h, dict) or h.get("hall") != cfg.hall:
+            raise ValueError("not this hall's gateway")
     except (httpx.HTTPError, ValueError):
         return [Finding("gateway", "fail", f"the gateway's API does not answer on {host}:{cfg.api_port}",
                         "start it: systemctl start pingjia-gateway (journalctl -u pingjia-gateway says why "
@@ -87,14 +89,14 @@ def check_broker(cfg: Config) -> list[Finding]:
         return [Finding("broker", "warn", "the devices' listener is plain MQTT: anyone on the hall network reads "
                                           "the ratings", "set broker_tls true and provision the devices again")]
     where = f"{cfg.broker_host}:{cfg.broker_port}"
-    ctx = ssl.create_default_context(cafile=str(cfg.tls_dir / "ca.crt"))
     try:
+        ctx = ssl.create_default_context(cafile=str(cfg.tls_dir / "ca.crt"))
         with socket.create_connection((cfg.broker_host, cfg.broker_port), 5) as s, \
                 ctx.wrap_socket(s, server_hostname=cfg.broker_host):
             pass
     except FileNotFoundError:
         return [Finding("broker", "fail", f"no hall CA at {cfg.tls_dir}/ca.crt", "restore it from a backup")]
-    except ssl.SSLError as e:
+    except ssl.SSLError as e:  # a CA file that is not one, or a broker that fails the check
         return [Finding("broker", "fail", f"the broker at {where} fails the devices' TLS check: {e.reason}",
                         "restart the broker: its certificate is made again for broker_host at start")]
     except OSError as e:
@@ -143,6 +145,9 @@ def check_platform(cfg: Config, now: datetime.datetime) -> list[Finding]:
     except httpx.HTTPError as e:
         return [Finding("platform", "fail", f"the platform at {cfg.platform_url} cannot be reached: "
                                             f"{type(e).__name__}", "check the box's route to it, and platform_url")]
+    if r.status_code >= 500:
+        return [Finding("platform", "warn", f"the platform at {cfg.platform_url} answers HTTP {r.status_code}",
+                        "it may be down for maintenance: GET /api/v1/forwarder says how forwarding goes")]
     out = [Finding("platform", "ok", f"{cfg.platform_url} answers (HTTP {r.status_code})")]
     try:
         skew = (now - parsedate_to_datetime(r.headers["date"])).total_seconds()
@@ -158,8 +163,9 @@ def check_clock(db, now: float) -> list[Finding]:
     out = []
     newest = ratings.newest_received_at(db)
     if newest is not None and now < newest - CLOCK_WARN_S:
-        out.append(Finding("clock", "fail", f"the clock is {newest - now:.0f} s behind the newest stored rating's "
-                                            f"arrival", "set the box's time right (timedatectl, NTP)"))
+        out.append(Finding("clock", "warn", f"the clock is {newest - now:.0f} s behind the newest stored rating's "
+                                            f"arrival (it was ahead then, or is behind now)",
+                           "check the box's time (timedatectl, NTP)"))
     try:
         synced = subprocess.run(["timedatectl", "show", "-p", "NTPSynchronized", "--value"], capture_output=True,
                                 text=True, timeout=5).stdout.strip()
@@ -212,14 +218,15 @@ def examine(cfg: Config) -> list[Finding]:
     utc = datetime.datetime.now(datetime.UTC)
     out = check_files(cfg) + check_gateway(cfg) + check_broker(cfg) + check_certificates(cfg, utc)
     out += check_disk(cfg) + check_platform(cfg, utc)
-    db = open_readonly(cfg.db_path)
     try:
-        out += check_clock(db, now) + check_store(cfg, db, now)
+        db = open_readonly(cfg.db_path)
+        try:
+            out += check_clock(db, now) + check_store(cfg, db, now)
+        finally:
+            db.conn.close()
     except sqlite3.Error as e:
         out.append(Finding("database", "fail", f"cannot read {cfg.db_path}: {e}",
-                           "run the doctor as the gateway's user or root"))
-    finally:
-        db.conn.close()
+                           "run the doctor as the gateway's user or root; restore a backup if it is gone"))
     return out + check_backups(cfg, now)
 
 

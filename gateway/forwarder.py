@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 
@@ -104,6 +105,13 @@ class Forwarder:
         while not self.stopping.is_set():
             try:
                 busy = self.once()
+            except sqlite3.OperationalError as e:
+                # it cannot mark what the platform took (a full disk): stop sending, or the
+                # same batch would go again and again; the ingest clears the alarm once it
+                # commits again (a heartbeat is enough)
+                self.alarms.set("storage", f"the forwarder cannot write to the database ({e}); forwarding waits")
+                self.last_error = repr(e)[:300]
+                busy = False
             except Exception as e:  # the loop must outlive any one failure
                 log.exception("forwarder pass failed")
                 self.last_error = repr(e)[:300]

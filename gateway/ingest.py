@@ -292,8 +292,9 @@ class Ingest:
                 actions = self.handle(msg.topic, msg.payload, now)
         except Rejected as e:
             actions = self._reject(e.reason, None, msg.topic, msg.payload, e.detail, now)
-        except sqlite3.IntegrityError as e:  # a constraint this message broke: its own fault
-            self._log.exception("a message on %r broke a constraint", msg.topic[:100])
+        except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.DataError) as e:
+            # what this message made of a statement: its own fault, the same at every retry
+            self._log.exception("a message on %r broke a statement", msg.topic[:100])
             actions = self._reject("unprocessable", None, msg.topic, msg.payload, repr(e)[:200], now)
         except sqlite3.Error:
             raise  # disk full, I/O error, locked, corrupt: retry the group, nothing was acked

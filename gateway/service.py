@@ -12,7 +12,7 @@ from . import clock
 from .alarms import Alarms
 from .api import create_app
 from .auth import write_local_token
-from .config import Config
+from .config import Config, hold
 from .data import devices
 from .events import Events
 from .forwarder import Forwarder
@@ -40,6 +40,7 @@ class Gateway:
 
     def run(self) -> None:
         """Serve until SIGINT or SIGTERM (uvicorn handles both), then stop cleanly."""
+        self.home_lock = hold(self.cfg.home)  # one gateway per home, held while this runs
         local_token = write_local_token(self.cfg.home)
         self.events.start()
         self.work_orders.start()
@@ -62,18 +63,19 @@ class Gateway:
             self.work_orders.stop()
             self.events.stop()
 
-    def clock_stepped(self, delta: float) -> None:
-        """The box's clock stepped by delta seconds (clock.py): the present follows it, and
-        every device is asked to take the time again."""
-        now = time.time()
-        with self.ingest.lock:
-            shifted = clock.shift(self.ingest.db, delta, now)
-            self.ingest.forget_all()
-        self.stepped_at = now
+    def clock_stepped(self, delta: float, before: float) -> None:
+        """The box's clock stepped by delta seconds after `before` (clock.py): the present
+        follows it, and every device is asked to take the time again. Raises if the store
+        cannot take it (the upkeep tries again)."""
         self.alarms.clear("clock_step")  # an earlier step's: this one is announced afresh
         self.alarms.set("clock_step", f"the box's clock stepped {delta:+.1f} s; open sessions, devices' records, "
-                                      f"due times and deadlines follow it ({shifted}); devices are asked for the time "
-                                      f"again. Check the box's time synchronisation if it was not an NTP correction")
+                                      f"due times and deadlines follow it; devices are asked for the time again. "
+                                      f"Check the box's time synchronisation if it was not an NTP correction")
+        now = time.time()
+        with self.ingest.lock:
+            clock.shift(self.ingest.db, delta, before, now)
+            self.ingest.forget_all()
+        self.stepped_at = now
         self.ingest.ask_time()
         self.push_all_sessions()
         self.forwarder.wake.set()

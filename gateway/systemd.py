@@ -76,9 +76,11 @@ def units(cfg: Config, user: str, command: str | None = None) -> dict[str, str]:
     h = str(home)
     install = Path(command or pingjia_command()).resolve()
     # ProtectHome hides /home, /root and /run/user, PrivateTmp gives a /tmp of its own: each only
-    # where neither the home nor the install lives there (a hall's home belongs in /srv)
+    # where neither the home nor the install (nor its Python) lives there (a hall's home belongs in /srv)
+    runs_from = (home, install, Path(os.path.realpath(sys.executable)), Path(sys.base_prefix).resolve())
+
     def under(*roots: str) -> bool:
-        return any(str(p).startswith(roots) for p in (home, install))
+        return any(str(p).startswith(roots) for p in runs_from)
     hardening = HARDENING.format(home=h, protect_home="" if under("/home/", "/root/", "/run/user/")
                                  else "ProtectHome=yes\n",
                                  private_tmp="" if under("/tmp/", "/var/tmp/") else "PrivateTmp=yes\n")

@@ -46,7 +46,8 @@ class Upkeep:
     def __init__(self, cfg: Config, alarms: Alarms, on_step=None, each=None):
         self.cfg = cfg
         self.alarms = alarms
-        self.on_step = on_step  # (seconds): the wall clock stepped
+        self.on_step = on_step  # (seconds, wall time before it): the wall clock stepped
+        self.step: tuple[float, float] | None = None  # seen, not yet taken by on_step
         self.each = each  # called every UPKEEP_S: the gateway's own looks (clock_settled)
         self.clock = StepWatch()
         self._stop = threading.Event()
@@ -64,9 +65,12 @@ class Upkeep:
         while not self._stop.wait(CLOCK_S):
             ticks += 1
             try:
-                delta = self.clock.check()
-                if delta is not None and self.on_step:
-                    self.on_step(delta)
+                seen = self.clock.check()
+                if seen:  # added to one not yet taken (the store could not take it: a full disk)
+                    self.step = (seen[0] + self.step[0], self.step[1]) if self.step else seen
+                if self.step and self.on_step:
+                    self.on_step(*self.step)
+                self.step = None
                 if ticks % int(UPKEEP_S / CLOCK_S) == 0:
                     self.once()
                     if self.each:
@@ -82,5 +86,5 @@ class Upkeep:
         elif free > self.cfg.disk_free_min_mb * 1.1:  # a margin, so that it does not flap at the line
             self.alarms.clear("disk_low", f"{free:.0f} MB free")
         broker = Broker(self.cfg)
-        if roll_log(broker.dir / "mosquitto.log"):
+        if broker.pid() and roll_log(broker.dir / "mosquitto.log"):  # only a running broker can reopen it
             broker.reload()

@@ -14,8 +14,8 @@ import threading
 from simulator.harness import wait_until
 
 
-def pingjia(*args, check=True):
-    p = subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=300)
+def pingjia(*args, check=True, timeout=300):
+    p = subprocess.run([sys.executable, "-m", "gateway", *args], capture_output=True, text=True, timeout=timeout)
     if check:
         assert p.returncode == 0, p.stdout + p.stderr
     return p
@@ -52,6 +52,9 @@ def test_a_backup_under_ingest_is_one_moment_and_a_restore_loses_nothing(hall_fa
     # a restore over a running gateway is refused
     p = pingjia("gateway", "restore", str(tmp_path / "b1.tar.gz"), "--home", str(home), "--force", check=False)
     assert p.returncode == 1 and "stop it first" in p.stderr
+    # and so is a second gateway on the same home
+    p = pingjia("gateway", "run", "--home", str(home), check=False, timeout=30)
+    assert p.returncode == 1 and "a gateway is running" in p.stderr, p.stderr
 
     # the gateway stops (devices keep pressing into their flash), is backed up, and its disk is lost
     hall.gateway.send_signal(signal.SIGTERM)

@@ -63,7 +63,7 @@ def create_app(cfg: Config, gateway=None, local_token: str | None = None) -> Fas
                                                  for m in r.methods or ()}))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
-    @app.exception_handler(sqlite3.Error)
+    @app.exception_handler(sqlite3.OperationalError)
     async def storage(request, exc):
         # a write refused by the disk (full, failing): say so, not a bare 500; the gateway's
         # storage alarm says the rest (alarms.py)

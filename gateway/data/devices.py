@@ -94,12 +94,14 @@ def stale(db, before: float) -> list[str]:
                                        "and coalesce(health_at, 0) < ? order by dev", [before])]
 
 
-def shift_clock(db, delta: float) -> int:
+def shift_clock(db, delta: float, before: float) -> int:
     """The box's clock stepped by delta seconds: each device's last-heard times, its sync
-    record (gateway time at a known uptime) and its old key's grace, said in the new clock."""
-    return db.execute("update devices set health_at = health_at + ?, status_at = status_at + ?, "
-                      "sync_at = sync_at + ?, prev_key_until = prev_key_until + ?",
-                      [delta] * 4).rowcount
+    record (gateway time at a known uptime) and its old key's grace, said in the new clock;
+    each only if written before `before` (in the old clock)."""
+    cols = ("health_at", "status_at", "sync_at")
+    sets = ", ".join(f"{c} = case when {c} <= ? then {c} + ? else {c} end" for c in cols)
+    return db.execute(f"update devices set {sets}, prev_key_until = prev_key_until + ?",
+                      [v for _ in cols for v in (before, delta)] + [delta]).rowcount
 
 
 def unsynced_since(db, at: float) -> list[str]:

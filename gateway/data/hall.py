@@ -9,17 +9,20 @@ from ..errors import Conflict, NotFound
 from . import one, rows, summaries, transaction, where
 
 
-def shift_clock(db, delta: float) -> int:
-    """The box's clock stepped by delta seconds: the open sessions' starts said in the new
-    clock, so that what is pressed and reported after the step falls inside them."""
-    return db.execute("update sessions set started_at = started_at + ? where ended_at is null", [delta]).rowcount
+def shift_clock(db, delta: float, before: float) -> int:
+    """The box's clock stepped by delta seconds: the starts of the sessions open since
+    before `before` (in the old clock) said in the new clock, so that what is pressed and
+    reported after the step falls inside them."""
+    return db.execute("update sessions set started_at = started_at + ? where ended_at is null and started_at <= ?",
+                      [delta, before]).rowcount
 
 
 def session_at(db, window: str, ts: float) -> dict | None:
     """The staff session at the window at time ts. Sessions at a window follow one another;
     only a step of the clock backwards makes two cover one moment, and then the later one
-    (the higher ID) is the one in the clock that runs now."""
-    return one(db, "select * from sessions where window = ? and started_at <= ? "
+    (the higher ID) is the one in the clock that runs now. Read newest first: a press is
+    nearly always in the latest session, so the scan stops at once."""
+    return one(db, "select * from sessions indexed by sessions_window_id where window = ? and started_at <= ? "
                    "and (ended_at is null or ended_at > ?) order by id desc limit 1", [window, ts, ts])
 
 

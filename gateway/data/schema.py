@@ -136,10 +136,12 @@ def _firmware(db: sqlite_utils.Database) -> None:
 def _case_sessions(db: sqlite_utils.Database) -> None:
     """Version 8: each case names the staff session it was completed in, so that a
     window's current case is found by that and the order cases were recorded, never by
-    their times (a step of the box's clock backwards puts times out of order: clock.py).
-    The cases of the sessions open now get theirs."""
+    their times (a step of the box's clock backwards puts times out of order: clock.py);
+    a window's sessions are found newest first. The cases of the sessions open now get
+    theirs."""
     db.execute("alter table cases add column session_id integer")
     db.execute("create index cases_session on cases (session_id) where session_id is not null")
+    db.execute("create index sessions_window_id on sessions (window, id)")  # hall.session_at: newest first
     for s in db.query("select id, window, started_at from sessions where ended_at is null"):
         db.execute("update cases set session_id = ? where window = ? and completed_at >= ?",
                    [s["id"], s["window"], s["started_at"]])

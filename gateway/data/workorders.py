@@ -96,14 +96,17 @@ def unfinished(db, window: str | None = None) -> list[dict]:
                 args)
 
 
-def shift_clock(db, delta: float) -> int:
+def shift_clock(db, delta: float, before: float) -> int:
     """The box's clock stepped by delta seconds: the times an unfinished order's deadlines
-    run from, and a finished one's pending feedback, said in the new clock. Its steps stay
-    as recorded (the audit log has the step)."""
-    n = db.execute(f"update work_orders set opened_at = opened_at + ?, contacted_at = contacted_at + ? where {OPEN}",
-                   [delta, delta]).rowcount
-    db.execute("update work_orders set next_feedback_at = next_feedback_at + ? where feedback_state = 'pending'",
-               [delta])
+    run from (what was written before `before`, in the old clock) and, after a step back,
+    a finished one's pending feedback, said in the new clock. Its steps stay as recorded
+    (the audit log has the step)."""
+    n = db.execute(f"update work_orders set opened_at = opened_at + ?, contacted_at = case when contacted_at <= ? "
+                   f"then contacted_at + ? else contacted_at end where {OPEN} and opened_at <= ?",
+                   [delta, before, delta, before]).rowcount
+    if delta < 0:  # a due time: after a step forwards it only comes early, which does no harm
+        db.execute("update work_orders set next_feedback_at = next_feedback_at + ? where feedback_state = 'pending'",
+                   [delta])
     return n
 
 

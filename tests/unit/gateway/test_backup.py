@@ -77,6 +77,30 @@ def test_a_member_outside_the_manifest_or_the_home_is_refused(archive, tmp_path,
         backup.restore(bad, tmp_path / "deep" / "new")
 
 
+def test_only_the_files_a_backup_holds_are_restored(archive, tmp_path):
+    def token(name, data):  # a backup made to plant a token the gateway would accept
+        if name == "backup.json":
+            m = json.loads(data)
+            m["files"]["local.token"] = backup.hashlib.sha256(b"planted").hexdigest()
+            data = json.dumps(m).encode()
+        return [(name, data)] + ([("local.token", b"planted")] if name == "gateway.json" else [])
+    bad = rewrite(archive["path"], tmp_path / "bad.tar.gz", token)
+    with pytest.raises(PingjiaError, match="not one this release made"):
+        backup.restore(bad, tmp_path / "new")
+    assert not (tmp_path / "new" / "local.token").exists()
+
+
+def test_root_restores_only_into_a_home_of_its_own(archive, tmp_path):
+    import os
+    if os.geteuid() != 0:
+        pytest.skip("only root can be refused this")
+    home = tmp_path / "theirs"
+    home.mkdir()
+    os.chown(home, 65534, 65534)  # nobody's home: root writing there would follow its links
+    with pytest.raises(PingjiaError, match="restore as that user"):
+        backup.restore(archive["path"], home)
+
+
 def test_not_a_backup_and_a_newer_schema_are_refused(archive, tmp_path):
     (tmp_path / "junk.tar.gz").write_bytes(b"not a tar")
     with pytest.raises(PingjiaError, match="cannot read"):

@@ -17,7 +17,7 @@ def test_a_step_moves_the_present_and_leaves_history(tmp_path, monkeypatch):
     hall.sign_in(db, "W01", "S1", "甲", t - 600)
     hall.sign_in(db, "W01", "S2", "乙", t - 60)  # S1's session is history now
     old = hall.complete_case(db, "C-1", "W01", [("I1", "事项")], t - 30, 28800)
-    shifted = clock.shift(db, -7200, t)
+    shifted = clock.shift(db, -7200, t, t)
     assert shifted["devices"] == 1 and shifted["sessions"] == 1
     d = devices.get(db, "pj-1")
     assert (d["health_at"], d["sync_at"]) == (t - 7200, t - 7200)
@@ -45,10 +45,25 @@ def test_the_watch_sees_a_step_not_a_slew(monkeypatch):
         wall[0] += 1.001
         boot[0] += 1
         assert w.check() is None
+    looked = wall[0]
     wall[0] += 3600 + 1
     boot[0] += 1
-    assert round(w.check()) == 3600
+    delta, before = w.check()
+    assert round(delta) == 3600 and before == looked
     wall[0] -= 7200 - 1
     boot[0] += 1
-    assert round(w.check()) == -7200
+    assert round(w.check()[0]) == -7200
     assert w.check() is None
+
+
+def test_after_a_step_forwards_what_the_new_clock_wrote_already_stays(tmp_path):
+    db = open_db(tmp_path / "g.db")
+    t = 1_800_000_000.0
+    hall.sign_in(db, "W01", "S1", "甲", t - 600)  # before the step
+    hall.sign_in(db, "W02", "S2", "乙", t + 3600.5)  # between the step (at t) and its detection, in the new clock
+    devices.register(db, "pj-1", "W01")
+    devices.set_health(db, "pj-1", {"outbox": 0}, t + 3600.4)
+    clock.shift(db, 3600, t, t + 3601)
+    starts = {s["window"]: s["started_at"] for s in db.query("select * from sessions")}
+    assert starts == {"W01": t - 600 + 3600, "W02": t + 3600.5}
+    assert devices.get(db, "pj-1")["health_at"] == t + 3600.4
