@@ -23,6 +23,7 @@ the work order (feedback_state pending, sent or dead).
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import sqlite3
@@ -34,7 +35,7 @@ import httpx
 from .alarms import Alarms
 from .config import Config
 from .data import forwarding, open_db, transaction, workorders
-from .protocol import LEVELS, REASONS
+from .protocol import LEVELS, PARTS, REASONS
 from .province import Profile, ProfileError, TokenBucket, signer
 
 log = logging.getLogger("pingjia.forwarder")
@@ -48,6 +49,7 @@ AUTH_PAUSE = 60.0
 def platform_record(row: dict) -> dict:
     """The gateway's neutral record for a rating; province profiles map from this."""
     reasons = [r for r in (row["reason"] or "").split(",") if r]
+    parts = json.loads(row["parts"]) if row.get("parts") else {}
     return {
         "id": row["id"], "dev": row["dev"], "seq": row["seq"], "case_no": row["case_no"],
         "window": row["window"], "staff_id": row["staff_id"], "staff_name": row["staff_name"],
@@ -55,6 +57,8 @@ def platform_record(row: dict) -> dict:
         "level": row["level"], "level_name": LEVELS[row["level"]][0], "score": row["score"],
         "reasons": reasons, "reason_names": [REASONS[r] for r in reasons],
         "rated_at": row["rated_at"], "clock": row["clock"],
+        # a version-2 rating's itemised parts, each a level or None (not rated): part_item, part_staff ...
+        **{f"part_{p}": lv for p, lv in zip(PARTS, map(parts.get, PARTS), strict=True)},
     }
 
 

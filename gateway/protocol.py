@@ -1,4 +1,5 @@
-"""Protocol v1 on the gateway side: topics, canonical bytes, signatures, validation.
+"""Protocol v1 on the gateway side, and the rating's version 2 (itemised parts): topics,
+canonical bytes, signatures, validation.
 
 protocol.md is the contract; this module and firmware/device/proto.py implement it and
 are both tested against protocol/vectors/.
@@ -13,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 VERSION = 1
+RATING_VERSIONS = (1, 2)  # a gateway takes both side by side (protocol.md section 11)
 ROOT = "pingjia"
 
 # code -> (Chinese name, score); the order is best to worst.
@@ -32,8 +34,15 @@ REASONS = {
     "commitment": "未兑现承诺",
     "none": "未选择原因",
 }
+# Itemised parts of a version-2 rating (seed 003 art. 8, seed 000 art. 1), each rated on the five levels
+PARTS = {
+    "item": "服务事项", "staff": "工作人员", "channel": "服务渠道", "commitment": "承诺履行", "attitude": "服务态度",
+    "materials": "申请材料", "efficiency": "办事效率", "trips": "跑趟次数", "mechanism": "服务机制",
+    "integrity": "勤政廉洁",
+}
 
-# Field order of each signed kind: the canonical form lists them in this order.
+# Field order of each signed kind: the canonical form lists them in this order. A rating
+# of version 2 has `parts` after `reason` (RATING_V2).
 FIELDS = {
     "rating": ("dev", "seq", "level", "reason", "case", "ts", "tsync", "boot", "up", "fw"),
     "ack": ("dev", "seq", "status", "reason"),
@@ -42,6 +51,7 @@ FIELDS = {
     "cmd": ("dev", "id", "cmd", "at"),
     "update": ("dev", "id", "cmd", "hash", "version", "at"),  # the cmd "update" (section 12)
 }
+RATING_V2 = ("dev", "seq", "level", "reason", "parts", "case", "ts", "tsync", "boot", "up", "fw")
 
 ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 CASE_RE = re.compile(r"^[A-Za-z0-9._-]{0,50}$")
@@ -82,6 +92,8 @@ def _value(v) -> str:
         return "1" if v else "0"
     if isinstance(v, (list, tuple)):
         return ",".join(str(x) for x in v)
+    if isinstance(v, dict):  # a rating's parts: code:level, in code order
+        return ",".join(f"{k}:{v[k]}" for k in sorted(v))
     s = str(v)
     if "\n" in s or "\r" in s:
         raise Rejected("schema", "line break in a field")
@@ -89,8 +101,9 @@ def _value(v) -> str:
 
 
 def canonical(kind: str, msg: dict) -> bytes:
-    lines = [f"{ROOT}/{VERSION}", kind]
-    lines += [f"{name}={_value(msg.get(name))}" for name in FIELDS[kind]]
+    v2 = kind == "rating" and msg.get("v") == 2 and type(msg.get("v")) is int
+    lines = [f"{ROOT}/{2 if v2 else VERSION}", kind]
+    lines += [f"{name}={_value(msg.get(name))}" for name in (RATING_V2 if v2 else FIELDS[kind])]
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -133,6 +146,8 @@ class Rating:
     up: int
     fw: str
     sig: str
+    parts: tuple[tuple[str, str], ...] = ()  # version 2: (part, level), in part order
+    v: int = 1
 
     @property
     def id(self) -> str:
@@ -182,7 +197,9 @@ def _need(msg: dict, name: str, kind, check=None):
 def parse_rating(payload: bytes) -> tuple[Rating, dict]:
     """Schema-check a rating payload. The signature is checked later, with the device's key."""
     msg = load_json(payload)
-    check_version(msg)
+    v = msg.get("v")
+    if type(v) is not int or v not in RATING_VERSIONS:
+        raise Rejected("unsupported_version", f"v={str(v)[:20]!r}")
     dev = _need(msg, "dev", str, ID_RE.match)
     seq = _need(msg, "seq", int, lambda n: 1 <= n <= SEQ_MAX)
     level = _need(msg, "level", str, LEVELS.__contains__)
@@ -196,6 +213,12 @@ def parse_rating(payload: bytes) -> tuple[Rating, dict]:
             raise Rejected("schema", "a bad review needs reason codes, or just 'none'")
     elif reason:
         raise Rejected("schema", "reason codes belong to bad reviews only")
+    parts: tuple[tuple[str, str], ...] = ()
+    if v == 2:
+        given = _need(msg, "parts", dict, lambda d: len(d) <= len(PARTS))
+        if not all(k in PARTS and isinstance(lv, str) and lv in LEVELS for k, lv in given.items()):
+            raise Rejected("schema", "unknown part, or a part's level is not a level")
+        parts = tuple(sorted(given.items()))  # a version-1 rating's `parts` is an unknown, unsigned field: ignored
     case = _need(msg, "case", str, CASE_RE.match)
     ts = _need(msg, "ts", int, lambda n: 0 <= n < TS_MAX)
     tsync = _need(msg, "tsync", bool)
@@ -203,7 +226,7 @@ def parse_rating(payload: bytes) -> tuple[Rating, dict]:
     up = _need(msg, "up", int, lambda n: 0 <= n < TS_MAX)
     fw = _need(msg, "fw", str, lambda s: is_text(s, 32))
     sig = _need(msg, "sig", str, lambda s: len(s) == 64)
-    return Rating(dev, seq, level, tuple(reason), case, ts, tsync, boot, up, fw, sig), msg
+    return Rating(dev, seq, level, tuple(reason), case, ts, tsync, boot, up, fw, sig, parts, v), msg
 
 
 # Heartbeat fields (protocol.md section 7): name -> check. Unknown fields are dropped, a

@@ -10,6 +10,8 @@ neutral record. A field spec is one of
     {"from": "level", "codes": {...}}            a neutral value through a code table
     {"from": "reasons", "codes": {...}, "join": ","}   a list, coded and joined
     {"from": "rated_at", "time": "%Y%m%dT%H%M%S"}     a Unix time in the hall's time zone
+    {"from": "part_staff", "codes": {...}, "absent": ""}   a value a rating may lack (an itemised part
+                                                 the citizen did not rate), and what stands for it
 
 A profile's optional "feedback" section, of the same form, says where and how a finished
 work order (rectified, or found invalid) is reported.
@@ -29,6 +31,7 @@ import secrets
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
@@ -85,7 +88,9 @@ class Profile:
                 raise ProfileError(f"profile {self.name} needs the setting {spec['setting']!r} "
                                    f"(platform_settings in gateway.json) for {name}")
             return settings[spec["setting"]]
-        value = rec[spec["from"]]
+        value: Any = rec.get(spec["from"]) if "absent" in spec else rec[spec["from"]]
+        if value is None and "absent" in spec:
+            return spec["absent"]
         if "time" in spec:
             return datetime.fromtimestamp(value, ZoneInfo(tz)).strftime(spec["time"])
         if "codes" in spec:

@@ -70,12 +70,16 @@ class ProtocolDevice:
     def topic(self, leaf: str) -> str:
         return protocol.topic(self.hall, self.dev, leaf)
 
-    def rating(self, level="satisfied", reason=(), case="", ts=None, tsync=True, boot=1, up=10_000) -> dict:
+    def rating(self, level="satisfied", reason=(), case="", ts=None, tsync=True, boot=1, up=10_000,
+               parts: dict | None = None) -> dict:
+        """A signed rating; with `parts`, of version 2 (itemised)."""
         self.seq += 1
-        return protocol.signed(self.key, "rating", {
-            "dev": self.dev, "seq": self.seq, "level": level, "reason": list(reason), "case": case,
-            "ts": time.time_ns() // 1_000_000 if ts is None else ts, "tsync": tsync, "boot": boot, "up": up,
-            "fw": "test"})
+        msg = {"dev": self.dev, "seq": self.seq, "level": level, "reason": list(reason), "case": case,
+               "ts": time.time_ns() // 1_000_000 if ts is None else ts, "tsync": tsync, "boot": boot, "up": up,
+               "fw": "test"}
+        if parts is not None:
+            msg = {"v": 2, **msg, "parts": parts}
+        return protocol.signed(self.key, "rating", msg)
 
     def send(self, msg: dict, leaf: str = "rating", timeout: float = 10.0) -> dict | None:
         """Publish; for a rating, wait for the gateway's application ack and return it."""

@@ -145,7 +145,7 @@ def test_bad_input_is_rejected_counted_and_good_ratings_still_pass(hall):
         (as_device, t, json.dumps(forged).encode()),
         (as_device, t, json.dumps(replay).encode()),  # a used seq with other content: held
         (as_device, t, json.dumps(original).encode()),  # the very same rating again: harmless
-        (as_device, t, json.dumps(rating(v=2)).encode()),
+        (as_device, t, json.dumps(rating(v=3)).encode()),  # a version this gateway does not speak
         (as_gateway, protocol.topic(hall.cfg.hall, "pj-9999", "rating"),
          json.dumps(rating(dev="pj-9999")).encode()),
         (as_gateway, protocol.topic(hall.cfg.hall, "pj-0002", "rating"), json.dumps(rating()).encode()),

@@ -1,4 +1,5 @@
-# Protocol v1 on the device: canonical bytes and HMAC-SHA256 signatures (protocol.md).
+# Protocol v1 on the device, and the rating's version 2 (itemised parts): canonical bytes
+# and HMAC-SHA256 signatures (protocol.md).
 # MicroPython has hashlib.sha256 but no hmac module, so HMAC is built here (RFC 2104).
 import hashlib
 import binascii
@@ -15,10 +16,14 @@ FIELDS = {
     "cmd": ("dev", "id", "cmd", "at"),
     "update": ("dev", "id", "cmd", "hash", "version", "at"),  # the cmd "update" (section 12)
 }
+# a rating with itemised parts is of version 2: `parts` after `reason`
+RATING_V2 = ("dev", "seq", "level", "reason", "parts", "case", "ts", "tsync", "boot", "up", "fw")
 
 LEVELS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
 BAD = ("dissatisfied", "very_dissatisfied")
 REASONS = ("attitude", "slow", "materials", "trips", "commitment")
+PARTS = ("item", "staff", "channel", "commitment", "attitude", "materials", "efficiency", "trips", "mechanism",
+         "integrity")
 
 
 def _value(v):
@@ -30,14 +35,21 @@ def _value(v):
         return "0"
     if isinstance(v, (list, tuple)):
         return ",".join(v)
+    if isinstance(v, dict):  # a rating's parts: code:level, in code order
+        return ",".join(k + ":" + v[k] for k in sorted(v))
     return str(v)
 
 
+def version(kind, msg):
+    return 2 if kind == "rating" and "parts" in msg else VERSION
+
+
 def canonical(kind, msg):
-    parts = [ROOT + "/" + str(VERSION), kind]
-    for name in FIELDS[kind]:
-        parts.append(name + "=" + _value(msg.get(name)))
-    return ("\n".join(parts) + "\n").encode()
+    v = version(kind, msg) if msg.get("v") is None else msg["v"]
+    lines = [ROOT + "/" + str(v), kind]
+    for name in (RATING_V2 if kind == "rating" and v == 2 else FIELDS[kind]):
+        lines.append(name + "=" + _value(msg.get(name)))
+    return ("\n".join(lines) + "\n").encode()
 
 
 class Signer:
@@ -61,7 +73,7 @@ class Signer:
         return binascii.hexlify(self.digest(canonical(kind, msg))).decode()
 
     def signed(self, kind, msg):
-        msg["v"] = VERSION
+        msg["v"] = version(kind, msg)
         msg["sig"] = self.sign(kind, msg)
         return msg
 

@@ -13,7 +13,7 @@ from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 
 from ..data import audit, ratings, transaction
-from ..protocol import LEVELS, REASONS
+from ..protocol import LEVELS, PARTS, REASONS
 from . import deps
 
 router = APIRouter(prefix="/api/v1", tags=["ratings"])
@@ -133,6 +133,14 @@ def ratings_xlsx(f: ratings.Filter = Depends(selection), d=Depends(deps.db), cfg
 def stats(f: ratings.Filter = Depends(selection), d=Depends(deps.db),
           by: Literal["window", "staff", "item"] | None = Query(None, description="window, staff or item")):
     return ratings.stats(d, f, by)
+
+
+@router.get("/stats/parts", summary="Each itemised part of the version-2 ratings (the service item, the staff "
+            "member, the channel, the aspects): count, mean score, satisfaction rate, bad reviews",
+            dependencies=readers)
+def parts(f: ratings.Filter = Depends(selection), d=Depends(deps.db)):
+    got = {r["part"]: r for r in ratings.parts(d, f)}
+    return [{**got[p], "name": PARTS[p]} for p in PARTS if p in got]
 
 
 @router.get("/stats/heatmap", summary="Ratings and bad reviews by weekday (0 = Monday) and hour, over whole months",

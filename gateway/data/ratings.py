@@ -3,6 +3,7 @@ the views admins read: lists, CSV rows, statistics."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -35,7 +36,8 @@ def store(db, r: Rating, d: dict, received_at: float, offset_s: int) -> tuple[st
     session = None if case and case["window"] == d["window"] else hall.session_at(db, d["window"], rated_at)
     row = {
         "id": rid, "dev": r.dev, "seq": r.seq, "level": r.level, "score": LEVELS[r.level][1],
-        "reason": ",".join(r.reason), "case_no": r.case, "device_ts": r.ts, "tsync": int(r.tsync),
+        "reason": ",".join(r.reason), "parts": json.dumps(dict(r.parts)) if r.parts else None,
+        "case_no": r.case, "device_ts": r.ts, "tsync": int(r.tsync),
         "boot": r.boot, "up": r.up, "fw": r.fw, "sig": r.sig, "received_at": received_at,
         "rated_at": rated_at, "clock": clock, "forwarded_at": None, "attempts": 0,
         "next_attempt_at": received_at, "last_error": None,
@@ -191,6 +193,19 @@ def stats(db, f: Filter, by: str | None) -> dict | list[dict]:
     key, pick = _BY[by]
     first = key.split(",")[0]
     return rows(db, f"select {pick}, {_RAW} from ratings{sql} group by {first} order by {first}", args)
+
+
+def parts(db, f: Filter) -> list[dict]:
+    """Count, mean score, satisfaction rate and bad reviews of each itemised part of the
+    version-2 ratings in the selection (f.level filters the overall level)."""
+    if f.summarised() and f.level is None:
+        src, args = _summed(f, "window, staff_id, part, level, n", "summary_parts_day", "summary_parts_month",
+                            level=False)
+    else:
+        sql, args = f.sql()
+        src = (f"(select j.key part, j.value level, 1 n from (select parts from ratings{sql}) r, "
+               f"json_each(r.parts) j where r.parts is not null)")
+    return rows(db, f"select part, {_SUMMED} from {src} group by part", args)
 
 
 def _month_end(day: str | None) -> bool:

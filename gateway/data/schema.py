@@ -147,9 +147,18 @@ def _case_sessions(db: sqlite_utils.Database) -> None:
                    [s["id"], s["window"], s["started_at"]])
 
 
+def _rating_parts(db: sqlite_utils.Database) -> None:
+    """Version 9: a version-2 rating's itemised parts (JSON, part -> level), and their
+    summaries (summaries.create_parts)."""
+    from . import summaries
+
+    db.execute("alter table ratings add column parts text")
+    summaries.create_parts(db)
+
+
 # schema version N is MIGRATIONS[:N]; append, never edit
 MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises, _summaries, _cases_summaries, _firmware,
-              _case_sessions)
+              _case_sessions, _rating_parts)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

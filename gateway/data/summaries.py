@@ -11,6 +11,8 @@ millions:
     summary_cases        day, window, staff            -> cases completed, cases rated
     summary_cases_month  month, window, staff
     summary_cases_item   month, window, item
+    summary_parts_day    day, window, staff, part, level  -> a version-2 rating's itemised parts
+    summary_parts_month  month, window, staff, part, level
 
 A span of days reads its whole months from the month tables and only the days at its
 ends from the day tables (spans()): two years are 24 months, not 730 days.
@@ -23,6 +25,7 @@ rebuilds them from the ratings at the next start.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from datetime import date, timedelta
@@ -80,8 +83,16 @@ def create_cases(db) -> None:
     db.execute("delete from summary_meta where key = 'offset_s'")
 
 
+def create_parts(db) -> None:
+    """Schema migration 9: the itemised parts of version-2 ratings (none stored before it)."""
+    for table, when in (("summary_parts_day", "day"), ("summary_parts_month", "month")):
+        db.execute(f"""create table {table} ({when} text not null, window text not null, staff_id text not null,
+                       part text not null, level text not null, n integer not null,
+                       primary key ({when}, window, staff_id, part, level))""")
+
+
 TABLES = ("summary_day", "summary_month", "summary_item", "summary_hour", "summary_reason", "summary_reason_month",
-          "summary_cases", "summary_cases_month", "summary_cases_item")
+          "summary_cases", "summary_cases_month", "summary_cases_item", "summary_parts_day", "summary_parts_month")
 
 
 def spans(since_day: str | None, until_day: str | None) -> list[tuple[str, str, str | None, str | None]]:
@@ -138,6 +149,10 @@ def add_rating(db, r: dict, offset_s: int) -> None:
     for w in (window, HALL):
         db.execute("insert into summary_hour values (?, ?, ?, ?, 1, ?) on conflict do update set n = n + 1, "
                    "bad = bad + excluded.bad", [month, w, wday, hour, bad])
+    for part, lv in json.loads(r["parts"]).items() if r.get("parts") else ():
+        for table, when in (("summary_parts_day", day), ("summary_parts_month", month)):
+            db.execute(f"insert into {table} values (?, ?, ?, ?, ?, 1) on conflict do update set n = n + 1",
+                       [when, window, staff, part, lv])
     for reason in (r["reason"] or "").split(","):
         if reason and bad:
             for table, when in (("summary_reason", day), ("summary_reason_month", month)):
@@ -203,6 +218,11 @@ def ensure(db, offset_s: int) -> None:
                    f"group by 1, 2, 3, 4")
         db.execute("insert into summary_reason_month select substr(day, 1, 7), window, staff_id, reason, sum(n) "
                    "from summary_reason group by 1, 2, 3, 4")
+        db.execute(f"insert into summary_parts_day select {day}, coalesce(window, ''), coalesce(staff_id, ''), "
+                   f"j.key, j.value, count(*) from ratings, json_each(ratings.parts) j where parts is not null "
+                   f"and repeat_of is null and forward_state != 'held' group by 1, 2, 3, 4, 5")
+        db.execute("insert into summary_parts_month select substr(day, 1, 7), window, staff_id, part, level, sum(n) "
+                   "from summary_parts_day group by 1, 2, 3, 4, 5")
         cday = f"strftime('%Y-%m-%d', completed_at + {o}, 'unixepoch')"
         cmonth = f"strftime('%Y-%m', completed_at + {o}, 'unixepoch')"
         db.execute(f"insert into summary_cases select {cday}, window, coalesce(staff_id, ''), max(staff_name), "

@@ -53,7 +53,26 @@ for v in json.load(open("signing.json")):
 
 def test_valid_rating_vector_parses():
     r, _ = protocol.parse_rating(RATINGS["valid"].encode())
-    assert (r.id, r.level, r.reason) == ("pj-0001:42", "very_dissatisfied", ("attitude", "slow"))
+    assert (r.id, r.level, r.reason, r.v, r.parts) == ("pj-0001:42", "very_dissatisfied", ("attitude", "slow"), 1, ())
+
+
+def test_a_version_2_rating_carries_its_parts_and_verifies():
+    r, msg = protocol.parse_rating(RATINGS["valid_v2"].encode())
+    assert (r.v, r.parts) == (2, (("efficiency", "very_dissatisfied"), ("staff", "satisfied")))
+    key = bytes.fromhex(SIGNING[0]["key"])
+    assert protocol.check(key, protocol.canonical("rating", msg), r.sig)
+    # a part changed, added or taken away breaks the signature: parts are signed
+    for parts in ({"staff": "very_satisfied", "efficiency": "very_dissatisfied"}, {"staff": "satisfied"},
+                  {**msg["parts"], "item": "satisfied"}):
+        assert not protocol.check(key, protocol.canonical("rating", {**msg, "parts": parts}), r.sig)
+    # and so does calling it version 1 (its parts then unsigned and ignored)
+    assert not protocol.check(key, protocol.canonical("rating", {**msg, "v": 1}), r.sig)
+
+
+def test_a_version_1_rating_ignores_an_unsigned_parts_field():
+    msg = json.loads(RATINGS["valid"])
+    r, _ = protocol.parse_rating(json.dumps({**msg, "parts": {"staff": "very_satisfied"}}).encode())
+    assert r.parts == () and r.v == 1
 
 
 @pytest.mark.parametrize("v", RATINGS["invalid"], ids=[v["name"] for v in RATINGS["invalid"]])

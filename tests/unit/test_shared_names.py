@@ -22,6 +22,8 @@ def test_the_gateway_and_the_simulator_keep_the_same_names():
     assert list(protocol.LEVELS) == [lv["code"] for lv in LEVELS]  # best to worst
     assert {lv["code"] for lv in LEVELS if lv["bad"]} == protocol.BAD_LEVELS
     assert {r["code"]: r["zh"] for r in REASONS} == protocol.REASONS
+    assert {p["code"]: p["zh"] for p in NAMES["parts"]} == protocol.PARTS
+    assert list(protocol.PARTS) == [p["code"] for p in NAMES["parts"]]
     assert list(typing.get_args(Level)) == [lv["code"] for lv in LEVELS]
     assert {lv["code"]: lv["button"] for lv in LEVELS} == LEVEL_BUTTON
     assert {r["code"]: r["button"] for r in REASONS if r["button"]} == REASON_BUTTON
@@ -42,6 +44,7 @@ import json, proto, mqtt, flow
 names = json.load(open("names.json"))
 print(json.dumps({
     "levels": list(proto.LEVELS), "bad": list(proto.BAD), "reasons": list(proto.REASONS),
+    "parts": list(proto.PARTS),
     "level_names": list(flow.LEVEL_NAMES), "reason_screen": flow.REASON_SCREEN,
     "mqtt": {k: getattr(mqtt, k) for k in names["mqtt_packets"]}}))
 """, tmp_path)[0]
@@ -51,6 +54,7 @@ print(json.dumps({
     assert out["level_names"] == [lv["zh"] for lv in by_button]
     with_button = sorted((r for r in REASONS if r["button"]), key=lambda r: r["button"])
     assert out["reasons"] == [r["code"] for r in with_button]
+    assert out["parts"] == [p["code"] for p in NAMES["parts"]]
     screen = " ".join(out["reason_screen"])
     for r in with_button:  # the reason screen labels each button with its reason
         assert f"{r['button']}{r['label']}" in screen, (r, screen)

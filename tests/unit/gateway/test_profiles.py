@@ -12,7 +12,7 @@ V = json.loads((VECTORS / "profiles.json").read_text())
 CASES = [(c, p) for c in V["cases"] for p in ("national", "provincial")]
 
 
-@pytest.mark.parametrize("case,name", CASES, ids=[f"{p}-{c['neutral']['level']}" for c, p in CASES])
+@pytest.mark.parametrize("case,name", CASES, ids=[f"{p}-{c['neutral']['id']}" for c, p in CASES])
 def test_profile_makes_exactly_the_vector_record(case, name):
     profile = Profile.load(name)
     out = profile.record(case["neutral"], V["settings"], V["timezone"])

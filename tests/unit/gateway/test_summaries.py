@@ -40,9 +40,12 @@ def db(tmp_path_factory):
         reason = rng.sample([r for r in REASONS if r != "none"], rng.randint(1, 2)) if bad else []
         for again in range(1 + (rng.random() < 0.1)):  # some cases rated twice: a repeat
             seqs[w] += 1
-            msg = protocol.signed(keys[w][0], "rating", {
-                "dev": f"pj-{w}", "seq": seqs[w], "level": level, "reason": reason, "case": serial,
-                "ts": int((at + again) * 1000), "tsync": True, "boot": 1, "up": 1000 + i, "fw": "t"})
+            msg = {"dev": f"pj-{w}", "seq": seqs[w], "level": level, "reason": reason, "case": serial,
+                   "ts": int((at + again) * 1000), "tsync": True, "boot": 1, "up": 1000 + i, "fw": "t"}
+            if rng.random() < 0.5:  # a version-2 rating, some of its parts rated
+                msg = {"v": 2, **msg, "parts": {p: rng.choice(list(LEVELS))
+                                                for p in rng.sample(list(protocol.PARTS), rng.randint(0, 4))}}
+            msg = protocol.signed(keys[w][0], "rating", msg)
             with transaction(db):
                 ratings.store(db, protocol.parse_rating(protocol.encode(msg))[0], devices.get(db, f"pj-{w}"),
                               at + again + 1, OFFSET)
@@ -125,6 +128,16 @@ def test_the_rated_share_per_window_staff_and_item_agrees_with_the_cases(db):
                 assert sum(r["cases"] for r in summed[key]) == summed["cases"]
                 seen.update(r["share"] for r in summed[key])
     assert len(seen) > 10 and max(seen) <= 1 and min(seen) < 1  # not every case rated: the shares differ
+
+
+def test_the_parts_from_the_summaries_equal_those_from_the_ratings(db):
+    day = lambda t: time.strftime("%Y-%m-%d", time.gmtime(t + OFFSET))  # noqa: E731
+    now = time.time()
+    for f in (ratings.Filter(), ratings.Filter(window="W02"), ratings.Filter(staff_id="SW011"),
+              _days(day(now - 40 * DAY), day(now - 10 * DAY))):
+        kept = ratings.parts(db, f)
+        raw = ratings.parts(db, ratings.Filter(**{**f.__dict__, "whole_days": False}))
+        assert sorted(kept, key=lambda r: r["part"]) == sorted(raw, key=lambda r: r["part"]) and kept
 
 
 def test_rebuilt_summaries_equal_the_ones_kept_at_ingest(db):

@@ -1,0 +1,65 @@
+"""Itemised ratings (protocol version 2) through a real gateway, beside version 1: stored
+with their parts, counted per part, forwarded in the fields the provincial profile has
+for them; a malformed part is refused and acked for nothing."""
+
+import json
+
+import httpx
+import pytest
+
+from simulator.harness import Hall, wait_until
+
+from .protocol_device import ProtocolDevice
+
+
+@pytest.fixture
+def gw(tmp_path):
+    h = Hall(tmp_path / "hall", devices=0, hall="parts", profile="provincial")
+    h.start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+def test_version_1_and_2_ratings_side_by_side(gw):
+    creds = gw.api.post("/api/v1/devices", json={"dev": "pj-0101", "window": "W01", "model": "tablet"}).json()
+    gw.business.sign_in("W01", "S1001", "张伟")
+    dev = ProtocolDevice(creds, gw.cfg.broker_host, gw.cfg.broker_port)
+    try:
+        sent = []
+        for level, reason, parts in (("satisfied", (), None),
+                                     ("dissatisfied", ("slow",), {"staff": "satisfied", "efficiency": "dissatisfied"}),
+                                     ("very_satisfied", (), {"staff": "very_satisfied", "item": "satisfied",
+                                                             "channel": "very_satisfied"}),
+                                     ("satisfied", (), {})):
+            case = gw.business.complete_case("W01")["serial"]
+            msg = dev.rating(level, reason, case=case, parts=parts)
+            assert dev.send(msg)["status"] == "stored"
+            sent.append(msg)
+        # a part the protocol does not have: refused, not acked, counted
+        bad = dev.rating("satisfied", parts={"mood": "satisfied"})
+        dev.client.publish(dev.topic("rating"), json.dumps(bad).encode(), qos=1).wait_for_publish(5)
+        wait_until(lambda: gw.rejection_counts().get("schema"), 10, what="the refusal")
+        assert dev.acks.empty()
+    finally:
+        dev.close()
+
+    rows = gw.stored_rows()
+    assert rows["pj-0101:1"]["parts"] is None
+    assert json.loads(rows["pj-0101:2"]["parts"]) == {"efficiency": "dissatisfied", "staff": "satisfied"}
+    assert rows["pj-0101:4"]["parts"] is None  # version 2 with no part rated: nothing invented
+
+    parts = {p["part"]: p for p in gw.api.get("/api/v1/stats/parts").json()}
+    assert list(parts) == ["item", "staff", "channel", "efficiency"]  # in the protocol's order
+    assert (parts["staff"]["ratings"], parts["staff"]["mean_score"], parts["staff"]["name"]) == (2, 9.0, "工作人员")
+    assert (parts["efficiency"]["bad_reviews"], parts["efficiency"]["satisfaction_rate"]) == (1, 0.0)
+    assert gw.api.get("/api/v1/stats/parts", params={"level": "dissatisfied"}).json()[0]["part"] == "staff"
+
+    def at_platform():
+        recs = httpx.get(f"{gw.cfg.platform_url}/sim/records", timeout=10).json()["records"]
+        return {r["evaluateId"]: r for r in recs} if len(recs) == 4 else None
+    recs = wait_until(at_platform, 30, what="the four ratings at the platform")
+    assert [recs[f"pj-0101:{i}"]["staffSatisfaction"] for i in (1, 2, 3, 4)] == ["", "4", "5", ""]
+    assert recs["pj-0101:3"]["taskSatisfaction"] == "4" and recs["pj-0101:3"]["channelSatisfaction"] == "5"
+    assert recs["pj-0101:2"]["satisfaction"] == "2" and recs["pj-0101:2"]["evalDetail"] == "502"
