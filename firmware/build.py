@@ -24,7 +24,7 @@ from pathlib import Path
 from gateway.data.firmware import content_hash  # the gateway checks builds by the same hash
 from gateway.errors import PingjiaError
 
-from . import DEVICE_DIR, font, tool
+from . import DEVICE_DIR, font, tool, voice
 
 SOURCE_ONLY = {"main.py"}  # run by the board as source: main.py must be a .py
 BOOT = {"main.py", "slots.py", "slots.mpy"}  # the flash root's boot path; the rest goes into a slot
@@ -67,8 +67,9 @@ def manifest(paths: list[Path], version: str, compiler: str, source: Path = DEVI
     }
 
 
-def build(out: Path, charset: str = "gb2312", source: Path = DEVICE_DIR) -> dict:
-    """Build the device code in `source` (the firmware's, or a variant the simulator made)."""
+def build(out: Path, charset: str = "gb2312", source: Path = DEVICE_DIR, voice_dir: Path | None = None) -> dict:
+    """Build the device code in `source` (the firmware's, or a variant the simulator made);
+    voice_dir: recorded prompts (NAME.wav) to use instead of the spoken ones."""
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)
@@ -84,11 +85,15 @@ def build(out: Path, charset: str = "gb2312", source: Path = DEVICE_DIR) -> dict
             continue
         target = out / (src.stem + ".mpy")
         # -s: store the bare file name, so the bytes do not depend on where the build ran
-        r = subprocess.run([compiler, "-s", src.name, "-o", str(target), str(src)], capture_output=True, text=True)
+        # the ESP32's board module has native (viper) code: compiled for the ESP32's Xtensa
+        arch = ["-march=xtensawin"] if src.name == "board_esp32.py" else []
+        r = subprocess.run([compiler, *arch, "-s", src.name, "-o", str(target), str(src)], capture_output=True,
+                           text=True)
         if r.returncode != 0:
             raise PingjiaError(f"mpy-cross failed on {src.name}:\n{r.stderr}")
     shutil.rmtree(generated)
     (out / "font.bin").write_bytes(font.build(charset))  # the display's glyphs (font.py)
+    voice.write(out, voice_dir)  # the spoken prompts (voice.py)
     manifest_ = manifest([p for p in out.iterdir() if p.is_file()], firmware_version(source), mpy_version,
                          Path(source))
     (out / "manifest.json").write_text(json.dumps(manifest_, indent=2) + "\n")
@@ -96,7 +101,8 @@ def build(out: Path, charset: str = "gb2312", source: Path = DEVICE_DIR) -> dict
 
 
 def main(args) -> int:
-    m = build(Path(args.out), getattr(args, "charset", "gb2312"))
+    recorded = getattr(args, "voice", None)
+    m = build(Path(args.out), getattr(args, "charset", "gb2312"), voice_dir=Path(recorded) if recorded else None)
     names = [*m["boot"], *m["files"]]
     size = sum((Path(args.out) / n).stat().st_size for n in names)
     print(f"firmware {m['version']} built in {args.out}: {len(names)} files, {size} bytes, "

@@ -140,6 +140,8 @@ def register(sub) -> None:
     fb.add_argument("--out", default="build/firmware", help="output folder (rebuilt from nothing)")
     fb.add_argument("--charset", choices=["gb2312", "gbk"], default="gb2312",
                     help="characters in the display font: gb2312 (about 250 KB) or gbk (about 740 KB)")
+    fb.add_argument("--voice", metavar="DIR", help="recorded prompts (welcome.wav, reason.wav, thanks.wav) to use "
+                                                "instead of the spoken ones")
     fb.set_defaults(func=_build)
 
     dv = sub.add_parser("device", help="a board on USB serial: flash, install, provision, set up, inspect")

@@ -20,7 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 import firmware
-from firmware import font, micropython_binary
+from firmware import font, micropython_binary, voice
 from firmware.build import HARDWARE_DIR
 
 from .serial_port import SOFT_RESET_RAW, SerialPort, take_console
@@ -186,14 +186,18 @@ def install(flash: Path, code: Path) -> None:
     slot = flash / "slot.a"
     shutil.rmtree(slot, ignore_errors=True)
     slot.mkdir(parents=True)
-    files = [p for p in code.iterdir() if p.suffix in (".py", ".mpy") or p.name == "font.bin"]
+    def data(name: str) -> bool:  # what a build carries beside its modules
+        return name == "font.bin" or name.startswith("voice_") and name.endswith(".pcm")
+    files = [p for p in code.iterdir() if p.suffix in (".py", ".mpy") or data(p.name)]
     for old in flash.iterdir():
-        if old.suffix in (".py", ".mpy") and old.name not in BOOT or old.name == "font.bin":
+        if old.suffix in (".py", ".mpy") and old.name not in BOOT or data(old.name):
             old.unlink()
     for p in files:
         shutil.copyfile(p, (flash if p.name in BOOT else slot) / p.name)
     if not (slot / "font.bin").exists():
         font.write(slot / "font.bin")
+    if not any(slot.glob("voice_*.pcm")):
+        files += voice.write(slot)
     if (code / "manifest.json").exists():
         shutil.copyfile(code / "manifest.json", slot / "manifest.json")
     else:
@@ -220,6 +224,7 @@ class DeviceLink:
         self.boot: dict = {}  # the firmware's boot event: boot count, reset cause
         self.heap: dict = {}  # the last heap report (board_unix.py, heap_watch_ms)
         self.seen: Counter = Counter()  # events by name
+        self.voices: list[tuple[str, str, float]] = []  # ("voice"|"voice_done", clip, when): what it said
 
     def update(self, ev: dict) -> None:
         with self.cond:
@@ -239,6 +244,8 @@ class DeviceLink:
                 self.heap = ev
             elif kind == "display":
                 self.display = ev.get("lines") or []
+            elif kind in ("voice", "voice_done") and len(self.voices) < 1000:
+                self.voices.append((kind, str(ev.get("clip")), time.time()))
             elif kind == "screen":
                 self.framebuffer = base64.b64decode(ev.get("fb") or "")
             self.cond.notify_all()

@@ -6,6 +6,7 @@
 # framebuffer; Wi-Fi is a station joined without blocking the event loop; the clock
 # is the RTC, set from the gateway's time sync.
 import asyncio
+import micropython
 import gc
 import time
 
@@ -58,6 +59,13 @@ class Panel:
         self.i2c.writevto(self.addr, (b"\x40", buf))
 
 
+@micropython.viper
+def _widen(src: ptr8, dst: ptr16, n: int):
+    # 8-bit unsigned samples to the 16-bit signed ones I2S sends, a quarter volume below full
+    for i in range(n):
+        dst[i] = (src[i] - 128) << 6
+
+
 class Board:
     model = "five-button"
 
@@ -85,6 +93,8 @@ class Board:
         self._said = None  # the Wi-Fi problem last printed
         self._wdt = None
         self._light = None
+        self._audio = b.get("audio")  # an I2S amplifier (MAX98357A), where the board has one
+        self.audio = bool(cfg["voice"] and self._audio)
 
     async def start(self):
         asyncio.create_task(self.buttons.scan(self._read))
@@ -121,6 +131,24 @@ class Board:
             await asyncio.sleep_ms(300)
             if self.display.scroll():
                 self._flush()
+
+    # -- speaker: an I2S amplifier, fed through asyncio so that a press never waits on it --
+    def audio_open(self, name, rate):
+        from machine import I2S
+
+        a = self._audio
+        i2s = I2S(a["i2s_id"], sck=Pin(a["sck"]), ws=Pin(a["ws"]), sd=Pin(a["sd"]), mode=I2S.TX, bits=16,
+                  format=I2S.MONO, rate=rate, ibuf=a["ibuf"])
+        return [i2s, asyncio.StreamWriter(i2s), bytearray(1024 * 2)]
+
+    async def audio_write(self, out, chunk):
+        n = len(chunk)
+        _widen(chunk, out[2], n)
+        out[1].write(memoryview(out[2])[:2 * n])
+        await out[1].drain()
+
+    def audio_close(self, out):
+        out[0].deinit()
 
     def confirm(self, button):
         """The pressed button's LED and a beep, at once."""

@@ -14,6 +14,7 @@
 import asyncio
 import binascii
 import json
+import struct
 import os
 import sys
 import time
@@ -25,6 +26,12 @@ from display import Display
 RESET_FILE = "reset.cause"  # the unix port's stand-in for the ESP32's reset-cause register
 WDT_FILE = "wdt"  # the simulator's hardware watchdog
 EXIT_REBOOT = 3  # the simulator restarts a device that exits with this
+
+
+def _wav_header(rate, n):
+    """A WAV header for n samples of 8-bit unsigned mono PCM."""
+    return (b"RIFF" + struct.pack("<I", 36 + n) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate, 1, 8)
+            + b"data" + struct.pack("<I", n))
 
 
 class Board:
@@ -43,6 +50,7 @@ class Board:
         wifi = cfg["wifi"]
         self._ssid, self._psk = wifi.get("ssid"), wifi.get("psk")
         self._said = None
+        self.audio = bool(cfg["voice"])  # what it would play goes to voice.wav
         self._wdt_ms = 0
         self._heap_watch = cfg["heap_watch_ms"]
         self.heap_peak = 0
@@ -126,6 +134,24 @@ class Board:
 
     def confirm(self, button):
         self.event("led", button=button)
+
+    # -- speaker: what an I2S amplifier would play, as a WAV file, in real time -------
+    def audio_open(self, name, rate):
+        f = open("voice.wav", "wb")
+        f.write(_wav_header(rate, 0))
+        return [f, name, rate, 0]
+
+    async def audio_write(self, out, chunk):
+        out[0].write(chunk)
+        out[3] += len(chunk)
+        await asyncio.sleep_ms(len(chunk) * 1000 // out[2])  # as long as the speaker takes to say it
+
+    def audio_close(self, out):
+        f = out[0]
+        f.seek(0)
+        f.write(_wav_header(out[2], out[3]))
+        f.close()
+        self.event("voice_done", clip=out[1], samples=out[3])
 
     # -- network ----------------------------------------------------------------------
     async def net_up(self):

@@ -17,6 +17,7 @@ class Flow:
         self.ev = ev
         self.board = ev.board
         self.reason_timeout_s = reason_timeout_s
+        self.greeted = None  # the case the citizen was last asked to rate, aloud
 
     def show_idle(self):
         s = self.ev.session
@@ -24,6 +25,9 @@ class Flow:
             self.board.show((s.get("item_name") or "", "办件 " + s["case"],
                              "工号 " + (s.get("staff_id") or "") + " " + (s.get("staff_name") or ""),
                              "请评价"))
+            if s["case"] != self.greeted:  # once a case: a session is sent again at each reconnect
+                self.greeted = s["case"]
+                self.ev.voice.say("welcome")
         else:
             self.board.show(("欢迎评价", "窗口 " + (s.get("window") or "") if s else "", "", ""))
 
@@ -65,6 +69,7 @@ class Flow:
             ev.rated_case = case or None
             # the confirmation follows the flush: a rating the citizen saw confirmed is in flash
             self.board.show(("谢谢您的评价", LEVEL_NAMES[b - 1], "", ""))
+            self.ev.voice.say("thanks")
             self.board.event("confirmed", seq=seq, boot=ev.counters.boot, level=level, case=case,
                              reason=records.reasons(reason), ms=time.ticks_diff(time.ticks_ms(), t0))
             ev.link.wake.set()
@@ -72,6 +77,7 @@ class Flow:
     async def ask_reason(self):
         """(reason index 1..5, or -1 for the timeout's explicit "none"; ticks of the press)."""
         self.board.show(REASON_SCREEN)
+        self.ev.voice.say("reason")
         self.board.event("reason")
         self.ev.supervisor.alive("ui")
         try:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import firmware
-from firmware import micropython_binary
+from firmware import micropython_binary, voice
 from firmware.build import build
 
 from .. import say
@@ -238,6 +238,8 @@ def main(args) -> int:
         "outbox_capacity": cap["capacity"],
         "outbox_capacity_reread": cap["depth"],
         "outbox_record_bytes": cap["record_bytes"],
+        "voice_clips_bytes": {name: len(c) for name, c in voice.clips().items()},
+        "voice_clips_total_bytes": sum(len(c) for c in voice.clips().values()),
         "targets": {"peak_heap_bytes": 48 * 1024, "press_to_confirm_p99_ms": 20, "outbox_capacity": 10000},
     }
     print(json.dumps(result))

@@ -18,6 +18,7 @@ def used_pins():
     b = BOARD
     pins = [x["gpio"] for x in b["buttons"]] + [x["led_gpio"] for x in b["buttons"]]
     pins += [b["buzzer"]["gpio"], b["display"]["i2c"]["sda"], b["display"]["i2c"]["scl"], b["status_led_gpio"]]
+    pins += [b["audio"][k] for k in ("sck", "ws", "sd")]  # the optional I2S amplifier: its pins kept free for it
     return pins
 
 
@@ -26,6 +27,7 @@ def test_pin_map_obeys_the_esp32s_rules():
     assert len(pins) == len(set(pins)), "a pin is used twice"
     assert not (set(pins) & (FLASH | STRAPPING))
     outputs = [x["led_gpio"] for x in BOARD["buttons"]] + [BOARD["buzzer"]["gpio"], BOARD["status_led_gpio"]]
+    outputs += [BOARD["audio"][k] for k in ("sck", "ws", "sd")]
     assert not set(outputs) & INPUT_ONLY
     if BOARD["button_pull"] == "up":  # internal pull-ups exist only outside 34-39
         assert not {x["gpio"] for x in BOARD["buttons"]} & INPUT_ONLY
