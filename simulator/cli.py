@@ -86,6 +86,7 @@ def register(sub) -> None:
     bf = bsub.add_parser("firmware", help="the evaluator firmware: heap, press-to-confirm latency, outbox")
     bf.add_argument("--ratings", type=int, default=1000, help="ratings through the whole flow")
     bf.add_argument("--heap", default="128k", help="the device's MicroPython heap (64k: see README)")
+    bf.add_argument("--voice", action="store_true", help="with the optional amplifier: the prompts spoken")
     bf.add_argument("--home", default=None)
     bf.set_defaults(func=_command("simulator.bench.firmware"))
 

@@ -10,7 +10,7 @@ from simulator.harness import wait_until
 
 
 def test_the_prompts_play_in_turn_and_never_hold_up_a_press(hall_factory):
-    hall = hall_factory(devices=1)
+    hall = hall_factory(devices=1, device_config={"voice": True})  # the amplifier fitted
     dev = next(iter(hall.devices))
     link = hall.controller.link(dev)
 

@@ -141,10 +141,9 @@ class Board:
                   format=I2S.MONO, rate=rate, ibuf=a["ibuf"])
         return [i2s, asyncio.StreamWriter(i2s), bytearray(1024 * 2)]
 
-    async def audio_write(self, out, chunk):
-        n = len(chunk)
-        _widen(chunk, out[2], n)
-        out[1].write(memoryview(out[2])[:2 * n])
+    async def audio_write(self, out, buf, n):
+        _widen(buf, out[2], n)
+        out[1].write(out[2] if 2 * n == len(out[2]) else memoryview(out[2])[:2 * n])
         await out[1].drain()
 
     def audio_close(self, out):

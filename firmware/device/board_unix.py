@@ -50,7 +50,7 @@ class Board:
         wifi = cfg["wifi"]
         self._ssid, self._psk = wifi.get("ssid"), wifi.get("psk")
         self._said = None
-        self.audio = bool(cfg["voice"])  # what it would play goes to voice.wav
+        self.audio = bool(cfg["voice"])  # a speaker fitted: what it would play goes to voice.wav
         self._wdt_ms = 0
         self._heap_watch = cfg["heap_watch_ms"]
         self.heap_peak = 0
@@ -141,10 +141,10 @@ class Board:
         f.write(_wav_header(rate, 0))
         return [f, name, rate, 0]
 
-    async def audio_write(self, out, chunk):
-        out[0].write(chunk)
-        out[3] += len(chunk)
-        await asyncio.sleep_ms(len(chunk) * 1000 // out[2])  # as long as the speaker takes to say it
+    async def audio_write(self, out, buf, n):
+        out[0].write(buf if n == len(buf) else buf[:n])
+        out[3] += n
+        await asyncio.sleep_ms(n * 1000 // out[2])  # as long as the speaker takes to say it
 
     def audio_close(self, out):
         f = out[0]

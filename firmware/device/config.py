@@ -14,7 +14,7 @@ DEFAULTS = {
     "wifi": {},  # the ESP32's station: ssid, psk
     "trial_s": 180,  # a new version must reach the gateway in this, or it is rolled back
     "font": "font.bin",  # the display font (app.py: the running slot's)
-    "voice": True,  # spoken prompts, where the board has a speaker (voice.py)
+    "voice": False,  # spoken prompts: true where the board's optional amplifier is fitted (voice.py)
 }
 REQUIRED = ("dev", "hall", "key", "password", "broker")
 

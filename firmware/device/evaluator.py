@@ -24,7 +24,6 @@ from state import Counters
 from state import write_text
 from supervisor import Supervisor
 from update import Updater
-from voice import Voice
 
 FW_VERSION = "0.1.0"
 
@@ -51,7 +50,11 @@ class Evaluator:
         if last:  # the newest rating's case stays rated across a reboot
             self.rated_case = last["case"] or None
         self.supervisor = Supervisor(board, cfg["wdt_ms"])
-        self.voice = Voice(board, slot)
+        self.voice = None  # a board without a speaker keeps the module out of its RAM
+        if board.audio:
+            from voice import Voice
+
+            self.voice = Voice(board, slot)
         self.flow = Flow(self, cfg["reason_timeout_s"])
         self.messages = Messages(self, last_cmd)
         self.updater = Updater(self, slot, trial, cfg["trial_s"])

@@ -27,9 +27,13 @@ class Flow:
                              "请评价"))
             if s["case"] != self.greeted:  # once a case: a session is sent again at each reconnect
                 self.greeted = s["case"]
-                self.ev.voice.say("welcome")
+                self.say("welcome")
         else:
             self.board.show(("欢迎评价", "窗口 " + (s.get("window") or "") if s else "", "", ""))
+
+    def say(self, prompt):
+        if self.ev.voice:
+            self.ev.voice.say(prompt)
 
     def show_full(self):
         self.board.event("full", depth=self.ev.outbox.depth())
@@ -69,7 +73,7 @@ class Flow:
             ev.rated_case = case or None
             # the confirmation follows the flush: a rating the citizen saw confirmed is in flash
             self.board.show(("谢谢您的评价", LEVEL_NAMES[b - 1], "", ""))
-            self.ev.voice.say("thanks")
+            self.say("thanks")
             self.board.event("confirmed", seq=seq, boot=ev.counters.boot, level=level, case=case,
                              reason=records.reasons(reason), ms=time.ticks_diff(time.ticks_ms(), t0))
             ev.link.wake.set()
@@ -77,7 +81,7 @@ class Flow:
     async def ask_reason(self):
         """(reason index 1..5, or -1 for the timeout's explicit "none"; ticks of the press)."""
         self.board.show(REASON_SCREEN)
-        self.ev.voice.say("reason")
+        self.say("reason")
         self.board.event("reason")
         self.ev.supervisor.alive("ui")
         try:

@@ -16,14 +16,10 @@ FIELDS = {
     "cmd": ("dev", "id", "cmd", "at"),
     "update": ("dev", "id", "cmd", "hash", "version", "at"),  # the cmd "update" (section 12)
 }
-# a rating with itemised parts is of version 2: `parts` after `reason`
-RATING_V2 = ("dev", "seq", "level", "reason", "parts", "case", "ts", "tsync", "boot", "up", "fw")
 
 LEVELS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")
 BAD = ("dissatisfied", "very_dissatisfied")
 REASONS = ("attitude", "slow", "materials", "trips", "commitment")
-PARTS = ("item", "staff", "channel", "commitment", "attitude", "materials", "efficiency", "trips", "mechanism",
-         "integrity")
 
 
 def _value(v):
@@ -41,14 +37,17 @@ def _value(v):
 
 
 def version(kind, msg):
+    # a rating with itemised parts is of version 2 (the tablet's): `parts` after `reason`
     return 2 if kind == "rating" and "parts" in msg else VERSION
 
 
 def canonical(kind, msg):
-    v = version(kind, msg) if msg.get("v") is None else msg["v"]
+    v = msg.get("v") or version(kind, msg)
     lines = [ROOT + "/" + str(v), kind]
-    for name in (RATING_V2 if kind == "rating" and v == 2 else FIELDS[kind]):
+    for name in FIELDS[kind]:
         lines.append(name + "=" + _value(msg.get(name)))
+        if v == 2 and name == "reason":
+            lines.append("parts=" + _value(msg.get("parts")))
     return ("\n".join(lines) + "\n").encode()
 
 

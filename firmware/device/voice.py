@@ -1,7 +1,7 @@
 # Spoken prompts (voice_NAME.pcm in the running slot: 8-bit PCM at RATE Hz, made when the
 # firmware was built: firmware/voice.py). A prompt plays in its own task, a chunk at a
 # time, so that the flow never waits on it and a press is never kept waiting; a new
-# prompt cuts the one playing. A board without audio says nothing.
+# prompt cuts the one playing. Only a board with a speaker has one (evaluator.py).
 import asyncio
 
 RATE = 7350
@@ -13,11 +13,10 @@ class Voice:
         self.board = board
         self.folder = folder
         self._task = None
+        self._buf = bytearray(CHUNK)  # one, for every prompt: nothing new on the heap per chunk
         self.played = 0
 
     def say(self, name):
-        if not self.board.audio:
-            return
         if self._task is not None:
             self._task.cancel()
         self._task = asyncio.create_task(self._play(name))
@@ -29,14 +28,14 @@ class Voice:
             return  # a build without that prompt
         self.board.event("voice", clip=name)
         self.played += 1
-        buf = bytearray(CHUNK)
+        buf = self._buf
         out = self.board.audio_open(name, RATE)
         try:
             while True:
                 n = f.readinto(buf)
                 if not n:
                     break
-                await self.board.audio_write(out, memoryview(buf)[:n])
+                await self.board.audio_write(out, buf, n)
         finally:
             f.close()
             self.board.audio_close(out)

@@ -105,7 +105,8 @@ def _flow(args, home: Path) -> dict:
     # boot would need more RAM than the ESP32 gives, and the device never does it)
     build(home / "firmware")
     hall = Hall(home / "hall", devices=1, hall="bench", seed=3, device_heap=args.heap,
-                device_config={"min_gap_ms": 50, "heap_watch_ms": 20}, device_code=home / "firmware")
+                device_config={"min_gap_ms": 50, "heap_watch_ms": 20, "voice": args.voice},
+                device_code=home / "firmware")
     hall.start()
     try:
         dev = next(iter(hall.devices))
@@ -238,7 +239,7 @@ def main(args) -> int:
         "outbox_capacity": cap["capacity"],
         "outbox_capacity_reread": cap["depth"],
         "outbox_record_bytes": cap["record_bytes"],
-        "voice_clips_bytes": {name: len(c) for name, c in voice.clips().items()},
+        "voice": args.voice, "voice_clips_bytes": {name: len(c) for name, c in voice.clips().items()},
         "voice_clips_total_bytes": sum(len(c) for c in voice.clips().values()),
         "targets": {"peak_heap_bytes": 48 * 1024, "press_to_confirm_p99_ms": 20, "outbox_capacity": 10000},
     }

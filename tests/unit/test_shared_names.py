@@ -44,7 +44,7 @@ import json, proto, mqtt, flow
 names = json.load(open("names.json"))
 print(json.dumps({
     "levels": list(proto.LEVELS), "bad": list(proto.BAD), "reasons": list(proto.REASONS),
-    "parts": list(proto.PARTS),
+
     "level_names": list(flow.LEVEL_NAMES), "reason_screen": flow.REASON_SCREEN,
     "mqtt": {k: getattr(mqtt, k) for k in names["mqtt_packets"]}}))
 """, tmp_path)[0]
@@ -54,7 +54,6 @@ print(json.dumps({
     assert out["level_names"] == [lv["zh"] for lv in by_button]
     with_button = sorted((r for r in REASONS if r["button"]), key=lambda r: r["button"])
     assert out["reasons"] == [r["code"] for r in with_button]
-    assert out["parts"] == [p["code"] for p in NAMES["parts"]]
     screen = " ".join(out["reason_screen"])
     for r in with_button:  # the reason screen labels each button with its reason
         assert f"{r['button']}{r['label']}" in screen, (r, screen)
