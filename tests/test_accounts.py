@@ -75,6 +75,7 @@ TABLE = [
     ("GET", "/api/v1/stats/trend", None, R),
     ("GET", "/api/v1/stats/heatmap", None, R),
     ("GET", "/api/v1/stats/reasons", None, R),
+    ("GET", "/api/v1/stats/parts", None, R),
     ("POST", "/api/v1/events/ticket", None, R),
     ("POST", "/api/v1/logout", None, ALL),  # last: it revokes the token it is called with
 ]
