@@ -35,7 +35,27 @@ LEVEL_WEIGHTS = {"very_satisfied": 70, "satisfied": 18, "basically_satisfied": 6
                  "dissatisfied": 4, "very_dissatisfied": 2}
 
 
+_ports = random.Random()
+
+
 def free_port() -> int:
+    """A port free to listen on, below the kernel's range for outgoing connections
+    (32768 up on Linux): a port the kernel hands out as free is also one any process's
+    next outgoing connection may take before the listener binds it."""
+    low, high = 20000, 32768
+    try:
+        low_ephemeral = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+        high = min(high, low_ephemeral)
+    except (OSError, ValueError, IndexError):
+        pass
+    for _ in range(50 if high > low else 0):
+        port = _ports.randrange(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
