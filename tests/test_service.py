@@ -100,7 +100,7 @@ def test_units_verify_and_their_commands_run_a_hall_as_an_unprivileged_user(box,
     cfg = Config.load(home)
     wait_until(lambda: httpx.get(f"{cfg.api_url}/api/v1/health", timeout=1).json()["broker_connected"], 40,
                what="the gateway, run as its user")
-    ps = subprocess.run(["ps", "-o", "user=,args=", "-u", USER], capture_output=True, text=True).stdout
+    ps = subprocess.run(["ps", "-ww", "-o", "user=,args=", "-u", USER], capture_output=True, text=True).stdout
     assert "mosquitto" in ps and "gateway run" in ps, ps
 
     # a device registered through the running gateway (it reloads the broker it shares the user with) rates
