@@ -139,7 +139,10 @@ def register(sub) -> None:
     fb = fwsub.add_parser("build", help="compile the device code to .mpy with a manifest")
     fb.add_argument("--out", default="build/firmware", help="output folder (rebuilt from nothing)")
     fb.add_argument("--charset", choices=["gb2312", "gbk"], default="gb2312",
-                    help="characters in the display font: gb2312 (about 250 KB) or gbk (about 740 KB)")
+                    help="characters in the display font: gb2312 (about 250 KB; the tablet's 1.5 MB) or gbk "
+                         "(about three times that)")
+    fb.add_argument("--model", choices=["five-button", "tablet"], default="five-button",
+                    help="the board the build is for (hardware/MODEL.json); a device refuses another model's build")
     fb.add_argument("--voice", metavar="DIR", help="recorded prompts (welcome.wav, reason.wav, thanks.wav) to use "
                                                 "instead of the spoken ones")
     fb.set_defaults(func=_build)

@@ -137,15 +137,22 @@ def wait_platform(port: int) -> None:
                20, what="the platform stand-in")
 
 
+MODELS = ("five-button", "tablet", "mixed")
+
+
 class Hall:
     def __init__(self, home: Path | str, devices: int = 4, hall: str = "demo", seed: int | None = None,
-                 profile: str = "national", device_heap: str = "256k", device_config: dict | None = None,
-                 device_code: Path | None = None, serial: bool = False, release: Path | None = None):
+                 profile: str = "national", device_heap: str | None = None, device_config: dict | None = None,
+                 device_code: Path | None = None, serial: bool = False, release: Path | None = None,
+                 model: str = "five-button"):
         self.home = Path(home)
         self.release = release  # an earlier release's folder: its gateway runs the hall (releases.py)
         self.gateway_env: dict = {}  # added to the gateway's environment
         self.serial = serial  # each device also a serial port, under home/ports
-        self.device_heap = device_heap
+        self.device_heap = device_heap  # None: each model's own (virtual_device.py)
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS}")
+        self.model = model  # "mixed": every other window a tablet
         self.device_code = device_code  # a built firmware (.mpy) instead of the source
         self.device_config = device_config or {}  # e.g. a shorter min_gap_ms for a benchmark
         self.n_devices = devices
@@ -183,7 +190,10 @@ class Hall:
         else:
             self.cfg.save()
             db = open_db(self.cfg.db_path)
-            creds = Registry(self.cfg, db).add_many(pairs)
+            reg = Registry(self.cfg, db)
+            tablets = pairs if self.model == "tablet" else pairs[1::2] if self.model == "mixed" else []
+            creds = sorted(reg.add_many([p for p in pairs if p not in tablets])
+                           + (reg.add_many(tablets, "tablet") if tablets else []), key=lambda c: c["dev"])
             self.token = account_token(db, "hall-admin", "admin", "the simulator's admin calls")
             self.business_token = account_token(db, "business", "business", "the hall business system")
         for c in creds:
@@ -275,12 +285,16 @@ class Hall:
             raise TimeoutError(f"{dev} never showed case {case}")
         return case
 
-    def press(self, dev: str, level: str, reason: str | None = None, timeout: float = 10.0) -> dict:
-        """A citizen rates what the device shows; returns the rating once it is confirmed."""
+    def press(self, dev: str, level: str, reason: str | None = None, timeout: float = 10.0,
+              parts: dict[str, str] | None = None, tags: list[str] | None = None) -> dict:
+        """A citizen rates what the device shows; returns the rating once it is confirmed.
+        On a tablet, also the itemised parts ({part: level}) and more reasons (tags)."""
         link = self.controller.link(dev)
         n, asked = len(link.confirmed), link.seen["reason"]
         confirmed = lambda l: len(l.confirmed) > n  # noqa: E731
-        if level in BAD_LEVELS:
+        if self.devices[dev].model == "tablet":
+            ok = self._touch_rating(link, level, [reason] if reason else tags or [], parts or {}, confirmed, timeout)
+        elif level in BAD_LEVELS:
             assert reason, "a bad review needs its reason"
             ok = (link.tap(LEVEL_BUTTON[level], lambda l: l.seen["reason"] > asked, timeout)
                   and link.tap(REASON_BUTTON[reason], confirmed, timeout))
@@ -291,9 +305,30 @@ class Hall:
         ev = link.confirmed[n]
         window = self.windows[dev]
         return {"id": f"{dev}:{ev['seq']}", "dev": dev, "case_no": ev["case"], "window": window,
-                "staff_id": self.staff[window][0], "level": ev["level"],
+                "staff_id": self.staff[window][0], "level": ev["level"], "parts": ev.get("parts") or {},
                 "confirm_ms": ev["ms"],  # press to thanks screen, as the firmware timed it
                 "pressed_at": link.last_press_at}  # the press that confirmed it (for a bad review, its reason)
+
+    @staticmethod
+    def _touch_rating(link, level: str, tags: list[str], parts: dict[str, str], confirmed, timeout: float) -> bool:
+        """A tablet: the level's tile, the reasons' chips, the parts' levels, then submit."""
+        def shows(name):
+            return lambda l: name in l.targets
+
+        details = link.seen["details"]
+        if not link.choose(f"level:{level}", lambda l: l.seen["details"] > details, timeout):
+            return False
+        for tag in tags:
+            if not link.choose(f"tag:{tag}", lambda l, t=tag: t in (l.display[1:2] or [""])[0].split(","), timeout):
+                return False
+        if parts:
+            if level in BAD_LEVELS and not link.choose("parts", shows("part:item:satisfied"), timeout):
+                return False
+            for code, lv in parts.items():
+                n = link.seen["details"]
+                if not link.choose(f"part:{code}:{lv}", lambda l, k=n: l.seen["details"] > k, timeout):
+                    return False
+        return link.wait(shows("submit"), timeout) and link.choose("submit", confirmed, timeout)
 
     def hand_over(self, window: str, staff: tuple[str, str]) -> None:
         """A shift change at a window: one staff member signs out, the next signs in."""

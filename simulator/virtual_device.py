@@ -56,13 +56,15 @@ class VirtualDevice:
     interrupted, and a soft reset (Ctrl-D) boots the app again, or only the raw REPL when
     it came from there, as MicroPython's ports do."""
 
-    def __init__(self, flash: Path, config: dict | None, heap: str = "256k", code: Path | None = None,
+    def __init__(self, flash: Path, config: dict | None, heap: str | None = None, code: Path | None = None,
                  port: Path | None = None, wifi: tuple[str, str] | None = None):
         self.flash = Path(flash)
         self.code = Path(code or firmware.DEVICE_DIR)  # source, or a `pingjia firmware build`
         self.config = {"maintenance_s": 0, **board_settings(), **config} if config is not None else None
         self.dev = config["dev"] if config else self.flash.name
-        self.heap = heap
+        self.model = (config or {}).get("model", "five-button")
+        # the ESP32's RAM; the tablet's ESP32-S3 has 8 MB of PSRAM, of which its heap takes 2
+        self.heap = heap or ("2m" if self.model == "tablet" else "256k")
         self.wifi = wifi
         self.proc: subprocess.Popen | None = None
         self.boots = 0
@@ -74,7 +76,7 @@ class VirtualDevice:
         self._wd: threading.Thread | None = None
         self.flash.mkdir(parents=True, exist_ok=True)
         if self.config is not None:
-            install(self.flash, self.code)
+            install(self.flash, self.code, self.model)
             cfg = self.flash / "config.json"  # the device's key and password: its owner's only
             cfg.touch(mode=0o600)
             cfg.chmod(0o600)
@@ -176,7 +178,7 @@ class VirtualDevice:
             self.port.close()
 
 
-def install(flash: Path, code: Path) -> None:
+def install(flash: Path, code: Path, model: str = "five-button") -> None:
     """Put a firmware (the source, or a `pingjia firmware build`) into a device's flash as
     `pingjia device install` does: the boot files in the root, everything else with the
     font and the manifest in slot.a, slot.json naming it. Modules left in the root by an
@@ -187,22 +189,23 @@ def install(flash: Path, code: Path) -> None:
     shutil.rmtree(slot, ignore_errors=True)
     slot.mkdir(parents=True)
     def data(name: str) -> bool:  # what a build carries beside its modules
-        return name == "font.bin" or name.startswith("voice_") and name.endswith(".pcm")
+        return name in font.FILES.values() or name.startswith("voice_") and name.endswith(".pcm")
     files = [p for p in code.iterdir() if p.suffix in (".py", ".mpy") or data(p.name)]
     for old in flash.iterdir():
         if old.suffix in (".py", ".mpy") and old.name not in BOOT or data(old.name):
             old.unlink()
     for p in files:
         shutil.copyfile(p, (flash if p.name in BOOT else slot) / p.name)
-    if not (slot / "font.bin").exists():
-        font.write(slot / "font.bin")
+    font_file = slot / font.FILES[model]
+    if not any((slot / n).exists() for n in font.FILES.values()):
+        font.write(font_file, model=model)
     if not any(slot.glob("voice_*.pcm")):
         files += voice.write(slot)
     if (code / "manifest.json").exists():
         shutil.copyfile(code / "manifest.json", slot / "manifest.json")
     else:
-        paths = [flash / p.name if p.name in BOOT else slot / p.name for p in files] + [slot / "font.bin"]
-        m = manifest(sorted(set(paths)), firmware_version(), "source")
+        paths = [flash / p.name if p.name in BOOT else slot / p.name for p in files] + [font_file]
+        m = manifest(sorted(set(paths)), firmware_version(), "source", model=model)
         (slot / "manifest.json").write_text(json.dumps(m))
     (flash / "slot.json").write_text(json.dumps({"active": "slot.a"}))
 
@@ -220,6 +223,7 @@ class DeviceLink:
         self.last_press_at = 0.0
         self.acked: set[int] = set()
         self.display: list[str] = []
+        self.targets: dict[str, tuple[int, int, int, int]] = {}  # the tablet's: what can be tapped where
         self.framebuffer = b""
         self.boot: dict = {}  # the firmware's boot event: boot count, reset cause
         self.heap: dict = {}  # the last heap report (board_unix.py, heap_watch_ms)
@@ -244,10 +248,12 @@ class DeviceLink:
                 self.heap = ev
             elif kind == "display":
                 self.display = ev.get("lines") or []
+                self.targets = {t[0]: tuple(t[1:]) for t in ev.get("targets") or []}
             elif kind in ("voice", "voice_done") and len(self.voices) < 1000:
                 self.voices.append((kind, str(ev.get("clip")), time.time()))
-            elif kind == "screen":
-                self.framebuffer = base64.b64decode(ev.get("fb") or "")
+            elif kind == "screen":  # the tablet's 300 KB come as a file in its flash
+                self.framebuffer = (Path(ev["file"]).read_bytes() if isinstance(ev.get("file"), str)
+                                    else base64.b64decode(ev.get("fb") or ""))
             self.cond.notify_all()
 
     def wait(self, predicate, timeout: float) -> bool:
@@ -275,8 +281,30 @@ class DeviceLink:
                 return True
             time.sleep(0.1)
 
+    def touch(self, name: str, timeout: float = 5.0) -> None:
+        """Tap the middle of the tablet's target `name` once its screen shows it."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: name in self.targets, timeout):
+                raise LookupError(f"{self.dev} shows no {name!r}: {sorted(self.targets)}")
+            x, y, w, h = self.targets[name]
+        self.send({"touch": [x + w // 2, y + h // 2]})
+
+    def choose(self, name: str, done, timeout: float) -> bool:
+        """Tap target `name` until done(link) holds, as tap() presses."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ignored = self.seen["ignored"]
+            self.last_press_at = time.time()
+            self.touch(name)
+            if not self.wait(lambda l: done(l) or l.seen["ignored"] > ignored, max(deadline - time.monotonic(), 0)):
+                return False
+            if done(self):
+                return True
+            time.sleep(0.1)
+
     def screen(self, timeout: float = 5.0) -> bytes:
-        """The device's framebuffer (128x64, MONO_VLSB)."""
+        """The device's framebuffer: the five-button's 128x64 MONO_VLSB, the tablet's
+        480x320 RGB565 (big-endian, as the panel takes it)."""
         n = self.seen["screen"]
         self.send({"screen": True})
         if not self.wait(lambda l: l.seen["screen"] > n, timeout):

@@ -13,7 +13,12 @@ import asyncio
 
 def load_board(cfg):
     if sys.platform == "esp32":
-        from board_esp32 import Board
+        from pins import BOARD  # the build's board (hardware/MODEL.json)
+
+        if BOARD.get("model") == "tablet":
+            from board_tablet import Board
+        else:
+            from board_esp32 import Board
     else:  # the unix port: the simulator's board
         from board_unix import Board
     return Board(cfg)
@@ -35,6 +40,7 @@ def main(slot, trial=False):
     if cfg["maintenance_s"]:
         print("pingjia: app starts in %d s; Ctrl-C for the REPL" % cfg["maintenance_s"])
         time.sleep(cfg["maintenance_s"])
-    cfg["font"] = slot + "/font.bin"
+    cfg["font"] = slot + "/font.bin"  # the five-button's
+    cfg["font_large"] = slot + "/font_large.bin"  # the tablet's
     from evaluator import Evaluator
     asyncio.run(Evaluator(load_board(cfg), cfg, slot, trial).run())

@@ -2,13 +2,16 @@
 #
 # If config "ctl" names host:port, the board connects there and speaks JSON lines:
 #   simulator -> device  {"button": 1..5}      a press of one of the five buttons
-#                        {"screen": true}      send the framebuffer (event "screen")
+#                        {"touch": [x, y]}     a tap on the tablet's screen
+#                        {"screen": true}      send the framebuffer (event "screen"); the
+#                                              tablet's 300 KB go to the file screen.rgb565
 #                        {"wifi": false|true}  the Wi-Fi link lost or back
 #                        {"clock_ms": N}       the device clock drifts by N ms
 #                        {"heap": true}        peak live heap so far (event "heap"), when
 #                                              config "heap_watch_ms" samples it
 #   device -> simulator  {"ev": NAME, ...}     display, confirmed, already_rated, ...
 # Without "ctl" the device runs with no buttons (useful for serial-tool sessions).
+# Config "model" says which evaluator it is: "five-button" or "tablet" (touch screen).
 # The screen is the same framebuffer and font code as the ESP32's, only not sent to a
 # panel; reset causes and the watchdog are emulated with a file, as RTC memory would be.
 import asyncio
@@ -21,7 +24,6 @@ import time
 import gc
 
 from buttons import Buttons
-from display import Display
 
 RESET_FILE = "reset.cause"  # the unix port's stand-in for the ESP32's reset-cause register
 WDT_FILE = "wdt"  # the simulator's hardware watchdog
@@ -35,13 +37,22 @@ def _wav_header(rate, n):
 
 
 class Board:
-    model = "five-button"
-
     def __init__(self, cfg):
         self.ctl = cfg["ctl"]
         self.dev = cfg["dev"]
-        self.buttons = Buttons(cfg["debounce_ms"], cfg["min_gap_ms"])
-        self.display = Display(cfg["font"])
+        self.model = cfg["model"]
+        self.online = None  # not known yet: the first set_online draws the mark
+        if self.model == "tablet":
+            from canvas import Canvas
+            from touch import Touch
+
+            self.touch = Touch()
+            self.canvas = Canvas(cfg["font_large"])
+        else:
+            from display import Display
+
+            self.buttons = Buttons(cfg["debounce_ms"], cfg["min_gap_ms"])
+            self.display = Display(cfg["font"])
         self.wifi = True
         self._w = None
         self._events = []  # bounded: events are for the simulator, never worth memory
@@ -59,7 +70,8 @@ class Board:
     async def start(self):
         if self.ctl:
             asyncio.create_task(self._control())
-        asyncio.create_task(self._scroller())
+        if self.model != "tablet":
+            asyncio.create_task(self._scroller())
         if self._heap_watch:
             asyncio.create_task(self._heap_sampler())
 
@@ -88,10 +100,14 @@ class Board:
             if not isinstance(msg, dict):
                 continue
             b = msg.get("button")
-            if isinstance(b, int) and 1 <= b <= 5 and not self.buttons.accept(b):
+            if isinstance(b, int) and 1 <= b <= 5 and self.model != "tablet" and not self.buttons.accept(b):
                 self.event("ignored", button=b)  # inside the minimum gap: one press, one rating
+            t = msg.get("touch")
+            if self.model == "tablet" and isinstance(t, list) and len(t) == 2 and \
+                    all(isinstance(v, int) for v in t) and not self.touch.accept(t[0], t[1]):
+                self.event("ignored", touch=t)
             if msg.get("screen"):
-                self.event("screen", fb=binascii.b2a_base64(self.display.buf, newline=False).decode())
+                self._send_screen()
             if msg.get("heap"):
                 gc.collect()
                 self.event("heap", peak=self.heap_peak, start=self.heap_start, now=gc.mem_alloc(),
@@ -118,14 +134,32 @@ class Board:
             if not self._events:
                 await self._event_flag.wait()
 
+    def _send_screen(self):
+        if self.model != "tablet":
+            self.event("screen", fb=binascii.b2a_base64(self.display.buf, newline=False).decode())
+            return
+        with open("screen.rgb565", "wb") as f:  # the panel's bytes, as the ESP32 sends them
+            f.write(self.canvas.buf)
+        self.event("screen", file=os.getcwd() + "/screen.rgb565", w=480, h=320)
+
     # -- display, LEDs, buzzer --------------------------------------------------------
     def show(self, lines):
         self.display.show(lines)
         self.event("display", lines=lines)
 
+    def show_screen(self, lines, targets):
+        """The tablet: the canvas is drawn; what it says and what can be tapped where."""
+        self.event("display", lines=lines, targets=targets)
+
     def set_online(self, online):
-        if self.display.set_offline(not online):
-            self.event("offline", on=not online)
+        if self.online == online:
+            return
+        self.online = online
+        if self.model == "tablet":
+            self.canvas.mark(not online)
+        else:
+            self.display.set_offline(not online)
+        self.event("offline", on=not online)
 
     async def _scroller(self):
         while True:

@@ -14,6 +14,8 @@ DEFAULTS = {
     "wifi": {},  # the ESP32's station: ssid, psk
     "trial_s": 180,  # a new version must reach the gateway in this, or it is rolled back
     "font": "font.bin",  # the display font (app.py: the running slot's)
+    "font_large": "font_large.bin",  # the tablet's
+    "model": "five-button",  # the unix board's: which evaluator it is (the ESP32's: its build's pin map)
     "voice": False,  # spoken prompts: true where the board's optional amplifier is fitted (voice.py)
 }
 REQUIRED = ("dev", "hall", "key", "password", "broker")

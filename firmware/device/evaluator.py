@@ -1,6 +1,7 @@
-# The five-button window evaluator: the parts of the path of one rating, put together.
+# The window evaluator, five-button or tablet: the parts of the path of one rating, put together.
 #
 #   flow.py      the citizen presses; the rating is flushed to the outbox, then confirmed
+#   tablet.py    the tablet's screens and taps, on the same flow
 #   outbox.py    ratings in flash until the gateway has them (records.py: their form)
 #   link.py      MQTT over TLS kept up; the outbox drained, each rating signed as sent
 #   messages.py  the gateway's acks (a rating leaves the outbox), sessions, time, commands
@@ -55,7 +56,12 @@ class Evaluator:
             from voice import Voice
 
             self.voice = Voice(board, slot)
-        self.flow = Flow(self, cfg["reason_timeout_s"])
+        if board.model == "tablet":  # the touch screen's flow (the five-button's stays out of its way)
+            from tablet import TabletFlow
+
+            self.flow = TabletFlow(self, cfg["reason_timeout_s"])
+        else:
+            self.flow = Flow(self, cfg["reason_timeout_s"])
         self.messages = Messages(self, last_cmd)
         self.updater = Updater(self, slot, trial, cfg["trial_s"])
         self.link = Link(self, cfg, self.messages.handle)

@@ -49,34 +49,54 @@ class Flow:
                 pass
 
     async def run(self):
-        ev = self.ev
         while True:
             b, t0 = await self.press()
-            level = proto.LEVELS[b - 1]
             self.board.confirm(b)  # LED and buzzer at once: the press was felt
-            case = (ev.session or {}).get("case") or ""
-            if case and case == ev.rated_case:
-                self.board.event("already_rated", case=case)
-                self.board.show(("该办件已评价", "办件 " + case, "", ""))
-                continue
-            if ev.outbox.is_full():
-                self.show_full()
+            case = self.may_rate()
+            if case is None:
                 continue
             reason = 0  # no reason asked: a good review
-            if level in proto.BAD:
+            if proto.LEVELS[b - 1] in proto.BAD:
                 reason, t0 = await self.ask_reason()
-            try:
-                seq = self.store(b, reason, case)
-            except OSError:
-                self.show_full()  # not stored, so not confirmed: the citizen sees it failed
-                continue
-            ev.rated_case = case or None
-            # the confirmation follows the flush: a rating the citizen saw confirmed is in flash
-            self.board.show(("谢谢您的评价", LEVEL_NAMES[b - 1], "", ""))
-            self.say("thanks")
-            self.board.event("confirmed", seq=seq, boot=ev.counters.boot, level=level, case=case,
-                             reason=records.reasons(reason), ms=time.ticks_diff(time.ticks_ms(), t0))
-            ev.link.wake.set()
+            self.commit(b, case, records.reasons(reason), None, t0,
+                        lambda ts, tsync, up: records.encode(b, reason, ts, tsync, up, case))
+
+    def may_rate(self):
+        """The case a press now rates ("" with no session), or None, with the screen saying
+        why, for a case rated already or a full outbox. Taken at the press: a session that
+        changes while the citizen picks a reason does not move the rating to the next case."""
+        ev = self.ev
+        case = (ev.session or {}).get("case") or ""
+        if case and case == ev.rated_case:
+            self.board.event("already_rated", case=case)
+            self.show_rated(case)
+            return None
+        if ev.outbox.is_full():
+            self.show_full()
+            return None
+        return case
+
+    def show_rated(self, case):
+        self.board.show(("该办件已评价", "办件 " + case, "", ""))
+
+    def show_thanks(self, button):
+        self.board.show(("谢谢您的评价", LEVEL_NAMES[button - 1], "", ""))
+
+    def commit(self, button, case, reasons, parts, t0, encode):
+        """Store the rating (encode(ts, tsync, up) is its record), then confirm it."""
+        ev = self.ev
+        try:
+            seq = self.store(encode(self.board.time(), ev.tsync, ev.uptime()))
+        except OSError:
+            self.show_full()  # not stored, so not confirmed: the citizen sees it failed
+            return
+        ev.rated_case = case or None
+        # the confirmation follows the flush: a rating the citizen saw confirmed is in flash
+        self.show_thanks(button)
+        self.say("thanks")
+        self.board.event("confirmed", seq=seq, boot=ev.counters.boot, level=proto.LEVELS[button - 1], case=case,
+                         reason=reasons, parts=parts, ms=time.ticks_diff(time.ticks_ms(), t0))
+        ev.link.wake.set()
 
     async def ask_reason(self):
         """(reason index 1..5, or -1 for the timeout's explicit "none"; ticks of the press)."""
@@ -91,10 +111,9 @@ class Flow:
         self.board.confirm(b)
         return b, t
 
-    def store(self, button, reason, case):
+    def store(self, record):
         """Flush one rating to flash as a compact record (records.py); returns its seq."""
         ev = self.ev
         seq = ev.counters.next_seq()
-        ev.outbox.append(seq, records.encode(button, reason, self.board.time(), ev.tsync, ev.uptime(), case),
-                         ev.header)
+        ev.outbox.append(seq, record, ev.header)
         return seq

@@ -16,11 +16,17 @@ import os
 import binascii
 
 DIR = "outbox.d"
-# The format above is 1. An update must not strand ratings: a build says which formats it
-# reads and writes (its manifest), and the updater refuses one that could not read what
-# this version wrote, or whose records this version could not read after a rollback.
-READS = (1,)
-WRITES = 1
+# The format above is 1; format 2 adds the tablet's records (records.py), which only a
+# tablet writes. An update must not strand ratings: a build says which formats it reads
+# and writes (its manifest), and the updater refuses one that could not read what this
+# version wrote, or whose records this version could not read after a rollback.
+READS = (1, 2)
+WRITES = 1  # the five-button's
+WRITES_TABLET = 2
+
+
+def writes(model):
+    return WRITES_TABLET if model == "tablet" else WRITES
 SEG_BYTES = 12000  # close a segment near three 4 KB flash blocks
 CAPACITY = 10000  # pending ratings; beyond this the device stops taking ratings
 

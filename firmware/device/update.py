@@ -75,8 +75,9 @@ def _safe_name(n):
             and all(c in NAME_CHARS for c in n))
 
 
-def check_manifest(m, want_hash):
-    """The files of a fetched manifest, if it is the build the signed command named."""
+def check_manifest(m, want_hash, model):
+    """The files of a fetched manifest, if it is the build the signed command named and
+    a build for this device's model (a tablet's build would not drive five buttons)."""
     files, boot = m.get("files"), m.get("boot", {})
     if not isinstance(files, dict) or not isinstance(boot, dict) or not files or len(files) > MAX_FILES:
         raise UpdateError("manifest lists no files")
@@ -89,8 +90,10 @@ def check_manifest(m, want_hash):
         raise UpdateError("manifest does not match the signed hash")
     if m.get("firmware") != "pingjia-evaluator" or "app.mpy" not in files and "app.py" not in files:
         raise UpdateError("not an evaluator build")
+    if m.get("model", "five-button") != model:
+        raise UpdateError("a build for the %s model" % m.get("model"))
     box = m.get("outbox") or {}
-    if box.get("writes") not in outbox.READS or outbox.WRITES not in (box.get("reads") or ()):
+    if box.get("writes") not in outbox.READS or outbox.writes(model) not in (box.get("reads") or ()):
         raise UpdateError("outbox format: build writes %r, reads %r" % (box.get("writes"), box.get("reads")))
     return files
 
@@ -201,7 +204,7 @@ class Updater:
             m = json.load(f)
         if not isinstance(m, dict):
             raise UpdateError("manifest is not an object")
-        files = check_manifest(m, want)
+        files = check_manifest(m, want, self.ev.board.model)
         buf = self._buf
         for name, h in files.items():
             path = target + "/" + name
