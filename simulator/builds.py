@@ -15,8 +15,8 @@ from firmware.build import build
 KINDS = ("good", "import_error", "no_connect")
 
 
-def make(out: Path, version: str, kind: str = "good", charset: str = "gb2312") -> dict:
-    """Build the device code as `version`, broken as `kind` says; returns the manifest."""
+def make(out: Path, version: str, kind: str = "good", charset: str = "gb2312", model: str = "five-button") -> dict:
+    """Build the device code as `version` for `model`, broken as `kind` says; returns the manifest."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     with tempfile.TemporaryDirectory(prefix="pingjia-variant-") as tmp:
@@ -32,4 +32,4 @@ def make(out: Path, version: str, kind: str = "good", charset: str = "gb2312") -
             code = link.read_text()
             assert 'host, port = cfg["broker"]' in code, "link.py no longer reads the broker so"
             link.write_text(code.replace('host, port = cfg["broker"]', 'host, port = cfg["broker"][0], 9'))
-        return build(Path(out), charset, source=src)
+        return build(Path(out), charset, source=src, model=model)

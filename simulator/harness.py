@@ -5,6 +5,7 @@ stand-in driving sessions and cases. The demo and the end-to-end tests both use 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -138,6 +139,7 @@ def wait_platform(port: int) -> None:
 
 
 MODELS = ("five-button", "tablet", "mixed")
+TABLET_PARTS = ("item", "staff", "channel", "attitude", "efficiency")  # what the tablet offers (tablet.py)
 
 
 class Hall:
@@ -337,9 +339,21 @@ class Hall:
             self.business.sign_in(window, *staff)
         self.staff[window] = staff
 
+    def random_parts(self, level: str) -> dict[str, str]:
+        """Half the tablet's citizens also rate one to three parts, near their overall level."""
+        if self.rng.random() < 0.5:
+            return {}
+        levels = list(LEVEL_BUTTON)
+        i = levels.index(level)
+        return {p: levels[min(4, max(0, i + self.rng.choice((-1, 0, 0, 1))))]
+                for p in self.rng.sample(TABLET_PARTS, self.rng.randint(1, 3))}
+
     def rate(self, dev: str) -> dict:
         self.new_case(dev)
-        return self.press(dev, *self.random_level())
+        level, reason = self.random_level()
+        if self.devices[dev].model == "tablet":
+            return self.press(dev, level, reason, parts=self.random_parts(level))
+        return self.press(dev, level, reason)
 
     def keep_rating(self, stop: threading.Event, pressed: list, errors: list) -> list[threading.Thread]:
         """Every device rates case after case until `stop`, into `pressed`, riding out the
@@ -400,17 +414,20 @@ class Hall:
         want = {p["id"]: p for p in pressed}
         stored = self.stored_rows()
         at_platform = self.platform_records()
-        forwarded = mistagged = 0
+        forwarded = mistagged = itemised = 0
         for rid, rec in at_platform.items():
             p, row = want.get(rid), stored.get(rid)
             if p is None or row is None:
                 continue
             expected = self.profile.record(platform_record(row), self.cfg.platform_settings, self.cfg.timezone)
-            if all(row[k] == p[k] for k in ("window", "staff_id", "case_no", "level")) and rec == expected:
+            if all(row[k] == p[k] for k in ("window", "staff_id", "case_no", "level")) and rec == expected \
+                    and json.loads(row.get("parts") or "{}") == p.get("parts", {}):
                 forwarded += 1
+                itemised += bool(p.get("parts"))
             else:
                 mistagged += 1
         # One press, one platform record: anything beyond that is a duplicate.
         return {"pressed": len(want), "stored": len(set(stored) & set(want)), "forwarded": forwarded,
                 "duplicates": len(at_platform) - forwarded - mistagged + len(set(stored) - set(want)),
-                "lost": len(set(want) - set(at_platform)), "mistagged": mistagged}
+                "lost": len(set(want) - set(at_platform)), "mistagged": mistagged,
+                "itemised": itemised}  # forwarded with the tablet's parts as the citizen chose them

@@ -1,5 +1,6 @@
 # The ESP32 board: the reference five-button evaluator (hardware/five-button.json, compiled
-# into the module `pins` by `pingjia firmware build`).
+# into the module `pins` by `pingjia firmware build`). The tablet's board (board_tablet.py)
+# shares its Wi-Fi, clock, speaker, watchdog and resets.
 #
 # Buttons interrupt on the falling edge and are read again after the debounce time;
 # LEDs and the buzzer are PWM; the SSD1306 panel is driven over I2C from the shared
@@ -70,6 +71,7 @@ class Board:
     model = "five-button"
 
     def __init__(self, cfg):
+        self._common(cfg)
         b = pins.BOARD
         self.buttons = Buttons(b["debounce_ms"], b["min_gap_ms"])
         self._low = b["button_active_low"]
@@ -87,14 +89,18 @@ class Board:
             self._panel = Panel(i2c, d["i2c"]["addr"])
         except OSError:
             self._panel = None  # no panel answering: rate blind rather than not at all
+        self._light = None
+
+    def _common(self, cfg):
+        b = pins.BOARD
         wifi = cfg["wifi"]
         self._ssid, self._psk = wifi.get("ssid"), wifi.get("psk")
         self.wlan = network.WLAN(network.STA_IF)
         self._said = None  # the Wi-Fi problem last printed
         self._wdt = None
-        self._light = None
         self._audio = b.get("audio")  # an I2S amplifier (MAX98357A), where the board has one
-        self.audio = bool(cfg["voice"] and self._audio)
+        fitted = self._audio is not None and not self._audio.get("optional")
+        self.audio = bool(self._audio) and (fitted if cfg["voice"] is None else bool(cfg["voice"]))
 
     async def start(self):
         asyncio.create_task(self.buttons.scan(self._read))

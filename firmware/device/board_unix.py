@@ -61,7 +61,8 @@ class Board:
         wifi = cfg["wifi"]
         self._ssid, self._psk = wifi.get("ssid"), wifi.get("psk")
         self._said = None
-        self.audio = bool(cfg["voice"])  # a speaker fitted: what it would play goes to voice.wav
+        # a speaker fitted (the tablet's always is): what it would play goes to voice.wav
+        self.audio = self.model == "tablet" if cfg["voice"] is None else bool(cfg["voice"])
         self._wdt_ms = 0
         self._heap_watch = cfg["heap_watch_ms"]
         self.heap_peak = 0

@@ -16,7 +16,9 @@ DEFAULTS = {
     "font": "font.bin",  # the display font (app.py: the running slot's)
     "font_large": "font_large.bin",  # the tablet's
     "model": "five-button",  # the unix board's: which evaluator it is (the ESP32's: its build's pin map)
-    "voice": False,  # spoken prompts: true where the board's optional amplifier is fitted (voice.py)
+    # spoken prompts (voice.py); None: the board's choice: the tablet speaks, the five-button's
+    # amplifier is optional, so it is silent unless this is true
+    "voice": None,
 }
 REQUIRED = ("dev", "hall", "key", "password", "broker")
 

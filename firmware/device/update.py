@@ -90,8 +90,9 @@ def check_manifest(m, want_hash, model):
         raise UpdateError("manifest does not match the signed hash")
     if m.get("firmware") != "pingjia-evaluator" or "app.mpy" not in files and "app.py" not in files:
         raise UpdateError("not an evaluator build")
-    if m.get("model", "five-button") != model:
-        raise UpdateError("a build for the %s model" % m.get("model"))
+    built_for = m.get("model", "five-button")  # builds from before the tablet are the five-button's
+    if built_for != model:
+        raise UpdateError("a build for the %s model" % built_for)
     box = m.get("outbox") or {}
     if box.get("writes") not in outbox.READS or outbox.writes(model) not in (box.get("reads") or ()):
         raise UpdateError("outbox format: build writes %r, reads %r" % (box.get("writes"), box.get("reads")))

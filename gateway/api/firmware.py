@@ -92,7 +92,10 @@ def rollout(rid: RolloutId, d=Depends(deps.db), cfg=Depends(deps.cfg)):
                      "rolls back")
 def start(body: NewRollout, d=Depends(deps.db), cfg=Depends(deps.cfg), g=Depends(deps.gateway),
           who=deps.needs("devices:write")):
-    devs = body.devices if body.devices is not None else [r["dev"] for r in devices.listed(d, "active", None)]
+    build = firmware.get(d, body.hash)
+    model = firmware.model_of(build) if build else None  # no devices named: every active one of the build's model
+    devs = body.devices if body.devices is not None else [r["dev"] for r in devices.listed(d, "active", None)
+                                                           if r["model"] == model]
     now = time.time()
     r = firmware.start(d, body.hash, devs, body.canary, body.shares, who.name, now)
     with transaction(d):

@@ -23,6 +23,7 @@ import zipfile
 from pathlib import Path
 
 from ..errors import Conflict, NotFound, PingjiaError
+from ..protocol import MODELS
 from . import one, rows, transaction
 
 NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,39}$")
@@ -31,7 +32,7 @@ MAX_BYTES = 8_000_000  # a build unpacked: the code and a GBK font are about 1 M
 MAX_MANIFEST = 16_000  # bytes: read at every chunk a device asks for
 MAX_BUILDS = 20  # kept at once: remove old ones to keep more
 FREE_AFTER = 500_000_000  # bytes the disk must keep free after a build is stored (the ratings')
-MANIFEST_KEYS = {"firmware", "version", "compiler", "boot", "files", "content_hash", "outbox"}
+MANIFEST_KEYS = {"firmware", "model", "version", "compiler", "boot", "files", "content_hash", "outbox"}
 ACTIVE = ("running", "halted")  # a rollout that still holds its devices
 DEVICE_STATES = ("waiting", "sent", "staged", "healthy", "rolled_back", "failed")
 
@@ -99,6 +100,8 @@ def check(manifest: dict, files: dict[str, bytes]) -> dict:
         raise BadBuild("not an evaluator build's manifest")
     if set(manifest) - MANIFEST_KEYS:
         raise BadBuild(f"the manifest has fields no build writes: {sorted(set(manifest) - MANIFEST_KEYS)[:3]}")
+    if manifest.get("model", "five-button") not in MODELS:
+        raise BadBuild(f"the manifest names no model of {', '.join(MODELS)}")
     boot, slot = manifest.get("boot"), manifest.get("files")
     if not (isinstance(boot, dict) and isinstance(slot, dict)) or set(boot) & set(slot):
         raise BadBuild("the manifest's boot and files are not two lists of distinct files")
@@ -165,7 +168,8 @@ def get(db, h: str) -> dict | None:
 
 def view(r: dict) -> dict:
     m = json.loads(r["manifest"])
-    return {"hash": r["hash"], "version": r["version"], "bytes": r["bytes"], "files": len(m["files"]),
+    return {"hash": r["hash"], "version": r["version"], "model": m.get("model", "five-button"),
+            "bytes": r["bytes"], "files": len(m["files"]),
             "outbox": m.get("outbox"), "uploaded_at": r["uploaded_at"], "uploaded_by": r["uploaded_by"]}
 
 
@@ -192,9 +196,22 @@ def stages_of(n: int, canary: int, shares: list[float]) -> list[int]:
     return [c for i, c in enumerate(out) if i == 0 or c > out[i - 1]]
 
 
+def model_of(build: dict) -> str:
+    """The model a build is for: builds from before the tablet are the five-button's."""
+    return json.loads(build["manifest"]).get("model", "five-button")
+
+
 def start(db, h: str, devs: list[str], canary: int, shares: list[float], actor: str, now: float) -> dict:
-    if get(db, h) is None:
+    """A rollout of build h to devs, which must all be of the build's model (a device
+    refuses another model's build, so sending it would only fail the rollout)."""
+    build = get(db, h)
+    if build is None:
         raise NotFound(f"no build {h[:12]} kept: upload it first")
+    model = model_of(build)
+    other = rows(db, f"select dev, model from devices where model != ? and dev in ({','.join('?' * len(devs))})",
+                 [model, *devs]) if devs else []
+    if other:
+        raise Conflict(f"{other[0]['dev']} is a {other[0]['model']}: build {h[:12]} is for the {model} model")
     if not devs:
         raise Conflict("no device to update")
     counts = stages_of(len(devs), canary, shares)

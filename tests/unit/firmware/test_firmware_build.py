@@ -28,7 +28,7 @@ def test_build_makes_bytecode_with_a_manifest_and_no_stale_source(tmp_path):
     assert set(m["boot"]) == {"main.py", "slots.mpy"}  # the flash root's; the rest goes into a slot
     assert {"proto.mpy", "outbox.mpy", "mqtt.mpy", "evaluator.mpy", "app.mpy", "update.mpy", "font.bin"} \
         <= set(m["files"])
-    assert m["outbox"] == {"reads": [1], "writes": 1}
+    assert m["outbox"] == {"reads": [1, 2], "writes": 1} and m["model"] == "five-button"  # 2: the tablet's records
     entries = {**m["boot"], **m["files"]}
     assert m["content_hash"] == hashlib.sha256("".join(f"{n}\0{h}\n" for n, h in sorted(entries.items()))
                                                .encode()).hexdigest()

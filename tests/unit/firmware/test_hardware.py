@@ -44,3 +44,36 @@ def test_the_build_carries_the_pin_map_to_the_device(tmp_path):
     p = subprocess.run([micropython_binary(), "-c", script], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == BOARD
+
+
+TABLET = json.loads((HARDWARE_DIR / "tablet.json").read_text())
+S3_PINS = set(range(0, 22)) | set(range(26, 49))  # the GPIOs an ESP32-S3 has
+S3_OCTAL = set(range(26, 38))  # the N16R8 module's flash and octal PSRAM
+S3_STRAPPING = {0, 3, 45, 46}
+S3_USB, S3_UART0, S3_RGB_LED = {19, 20}, {43, 44}, {38, 48}
+
+
+def test_the_tablet_pin_map_obeys_the_esp32_s3s_rules():
+    d, t, a = TABLET["display"], TABLET["touch"], TABLET["audio"]
+    pins = [d["spi"][k] for k in ("sck", "mosi", "miso")] + [d[k] for k in ("cs", "dc", "rst", "backlight")]
+    pins += [t["i2c"]["sda"], t["i2c"]["scl"], t["int"], t["rst"]] + [a[k] for k in ("sck", "ws", "sd")]
+    assert len(pins) == len(set(pins)), "a pin is used twice"
+    assert set(pins) <= S3_PINS
+    assert not set(pins) & (S3_OCTAL | S3_STRAPPING | S3_USB | S3_UART0 | S3_RGB_LED)
+    assert TABLET["model"] == "tablet" and (d["width"], d["height"]) == (480, 320)  # the canvas's size
+    assert a["optional"] is False  # the tablet always speaks
+
+
+def test_a_tablet_build_carries_its_pin_map_font_and_model(tmp_path):
+    out = tmp_path / "fw"
+    r = subprocess.run([sys.executable, "-m", "gateway", "firmware", "build", "--model", "tablet", "--out", str(out)],
+                       capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["model"] == "tablet" and m["outbox"]["writes"] == 2 and 2 in m["outbox"]["reads"]
+    assert "font_large.bin" in m["files"] and "font.bin" not in m["files"] and "board_tablet.mpy" in m["files"]
+    assert (out / "font_large.bin").read_bytes()[:4] == b"PJF2"
+    script = f"import sys, json\nsys.path.insert(0, {str(out)!r})\nimport pins\nprint(json.dumps(pins.BOARD))"
+    p = subprocess.run([micropython_binary(), "-c", script], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == TABLET
