@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import importlib
 
+MODELS = ("five-button", "tablet", "mixed")  # harness.MODELS (imported only when a command runs)
+
 
 def _command(module: str, function: str = "main"):
     return lambda args: getattr(importlib.import_module(module), function)(args)
@@ -16,6 +18,8 @@ def register(sub) -> None:
     d.add_argument("--devices", type=int, default=4)
     d.add_argument("--ratings", type=int, default=None, help="make exactly this many presses, drain, exit")
     d.add_argument("--home", default=None, help="folder for the demo's data (default: a temporary one)")
+    d.add_argument("--model", choices=MODELS, default="five-button",
+                   help="the evaluators: five-button, tablet, or mixed (every other window a tablet)")
     d.set_defaults(func=_command("simulator.commands.demo"))
 
     sm = sub.add_parser("sim", help="the simulator: virtual devices and scenarios")
@@ -26,6 +30,8 @@ def register(sub) -> None:
     sd.add_argument("--blank", type=int, default=0, help="blank boards too (MicroPython only), to set up")
     sd.add_argument("--seed", type=int, default=None)
     sd.add_argument("--home", default=None)
+    sd.add_argument("--model", choices=MODELS, default="five-button",
+                    help="the evaluators: five-button, tablet (touch screen), or mixed")
     sd.set_defaults(func=_command("simulator.commands.devices"))
     sh = smsub.add_parser("hall", help="a hall day with the real firmware at every window; a summary table")
     sh.add_argument("--windows", type=int, default=4)
@@ -85,7 +91,9 @@ def register(sub) -> None:
     bi.set_defaults(func=_command("simulator.bench.ingest"))
     bf = bsub.add_parser("firmware", help="the evaluator firmware: heap, press-to-confirm latency, outbox")
     bf.add_argument("--ratings", type=int, default=1000, help="ratings through the whole flow")
-    bf.add_argument("--heap", default="128k", help="the device's MicroPython heap (64k: see README)")
+    bf.add_argument("--heap", default=None, help="the device's MicroPython heap: 128k (64k: see README); "
+                                                 "the tablet's 2m")
+    bf.add_argument("--model", choices=["five-button", "tablet"], default="five-button")
     bf.add_argument("--voice", action="store_true", help="with the optional amplifier: the prompts spoken")
     bf.add_argument("--home", default=None)
     bf.set_defaults(func=_command("simulator.bench.firmware"))

@@ -34,8 +34,10 @@ EXIT_REBOOT = 3  # board_unix.py: the device asked for a reset (command, watchdo
 
 
 def board_settings(board: str = "five-button") -> dict:
-    """The reference board's button timing, which the unix board takes from its config."""
+    """The reference board's button (or touch) timing, which the unix board takes from its config."""
     hw = json.loads((HARDWARE_DIR / f"{board}.json").read_text())
+    if board == "tablet":
+        return {"debounce_ms": 0, "min_gap_ms": hw["touch"]["min_gap_ms"]}
     return {"debounce_ms": hw["debounce_ms"], "min_gap_ms": hw["min_gap_ms"]}
 
 
@@ -60,9 +62,9 @@ class VirtualDevice:
                  port: Path | None = None, wifi: tuple[str, str] | None = None):
         self.flash = Path(flash)
         self.code = Path(code or firmware.DEVICE_DIR)  # source, or a `pingjia firmware build`
-        self.config = {"maintenance_s": 0, **board_settings(), **config} if config is not None else None
-        self.dev = config["dev"] if config else self.flash.name
         self.model = (config or {}).get("model", "five-button")
+        self.config = {"maintenance_s": 0, **board_settings(self.model), **config} if config is not None else None
+        self.dev = config["dev"] if config else self.flash.name
         # the ESP32's RAM; the tablet's ESP32-S3 has 8 MB of PSRAM, of which its heap takes 2
         self.heap = heap or ("2m" if self.model == "tablet" else "256k")
         self.wifi = wifi

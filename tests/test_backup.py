@@ -73,4 +73,4 @@ def test_a_backup_under_ingest_is_one_moment_and_a_restore_loses_nothing(hall_fa
     hall.wait_drained(pressed)
     summary = hall.summary(pressed)
     assert summary == {"pressed": len(pressed), "stored": len(pressed), "forwarded": len(pressed), "duplicates": 0,
-                       "lost": 0, "mistagged": 0}, summary
+                       "lost": 0, "mistagged": 0, "itemised": 0}, summary

@@ -93,7 +93,7 @@ def test_the_gateways_clock_steps_forwards_and_back_and_the_hall_stays_right(tmp
         hall.wait_drained(pressed, timeout=90)  # the waiting rating is tried again in seconds, not in two hours
         summary = hall.summary(pressed)
         assert summary == {"pressed": len(pressed), "stored": len(pressed), "forwarded": len(pressed),
-                           "duplicates": 0, "lost": 0, "mistagged": 0}, summary
+                           "duplicates": 0, "lost": 0, "mistagged": 0, "itemised": 0}, summary
         assert hall.gateway.poll() is None
     finally:
         hall.stop()

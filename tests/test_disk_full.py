@@ -101,7 +101,7 @@ def test_a_full_disk_stops_the_acks_raises_an_alarm_and_loses_nothing(small_disk
         hall.wait_drained(pressed, timeout=60)
         summary = hall.summary(pressed)
         assert summary == {"pressed": len(pressed), "stored": len(pressed), "forwarded": len(pressed),
-                           "duplicates": 0, "lost": 0, "mistagged": 0}, summary
+                           "duplicates": 0, "lost": 0, "mistagged": 0, "itemised": 0}, summary
         for p in waiting:
             seq = int(p["id"].split(":")[1])
             assert hall.controller.link(p["dev"]).wait(lambda l, s=seq: s in l.acked, 20), f"{p['id']} never acked"

@@ -41,7 +41,7 @@ def test_every_pressed_rating_reaches_the_platform_once_with_its_tags(hall):
     pressed.append(bad)
     hall.wait_drained(pressed, timeout=60)
     assert hall.summary(pressed) == {"pressed": 31, "stored": 31, "forwarded": 31, "duplicates": 0,
-                                     "lost": 0, "mistagged": 0}
+                                     "lost": 0, "mistagged": 0, "itemised": 0}
     rec = hall.platform_records()[bad["id"]]  # the national profile's record
     assert rec["文字评价"] == "材料要求繁琐" and rec["满意度代码"] == 5 and rec["满意度"] == "非常不满意"
     assert rec["办件编号"] == bad["case_no"] and rec["行政区划"] == "440304"
@@ -62,7 +62,7 @@ def test_a_second_press_for_the_same_case_sends_nothing_new(hall):
     assert link.tap(2, lambda l: l.seen["already_rated"] == 1, 5)
     assert link.confirmed == []
     assert hall.summary([first]) == {"pressed": 1, "stored": 1, "forwarded": 1, "duplicates": 0,
-                                     "lost": 0, "mistagged": 0}
+                                     "lost": 0, "mistagged": 0, "itemised": 0}
 
 
 def test_kill_9_of_the_gateway_while_devices_rate_loses_and_duplicates_nothing(hall):
@@ -100,7 +100,7 @@ def test_kill_9_of_the_gateway_while_devices_rate_loses_and_duplicates_nothing(h
     hall.wait_drained(pressed, timeout=90)
     s = hall.summary(pressed)
     assert s == {"pressed": len(pressed), "stored": len(pressed), "forwarded": len(pressed),
-                 "duplicates": 0, "lost": 0, "mistagged": 0}
+                 "duplicates": 0, "lost": 0, "mistagged": 0, "itemised": 0}
 
 
 def _publisher(hall, user, password):

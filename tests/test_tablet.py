@@ -8,9 +8,12 @@ build goes over the air to tablets only."""
 import json
 import time
 
+from playwright.sync_api import expect
+
 from gateway.cli import zip_build
 from simulator import builds, screen
 from simulator.harness import wait_until
+from tests.test_console import PASSWORD, open_console, shot
 
 TILE_COLOURS = {"very_satisfied": (47, 158, 68), "dissatisfied": (247, 103, 7), "very_dissatisfied": (224, 49, 49)}
 
@@ -23,7 +26,7 @@ def near(px, colour):
     return all(abs(a - b) <= 8 for a, b in zip(px, colour, strict=True))
 
 
-def test_a_tablet_rates_levels_reasons_and_parts_beside_a_five_button(hall_factory):
+def test_a_tablet_rates_levels_reasons_and_parts_beside_a_five_button(hall_factory, browser):
     hall = hall_factory(devices=2, model="mixed", device_config={"reason_timeout_s": 3})
     button, tablet = "pj-0001", "pj-0002"
     assert hall.devices[tablet].model == "tablet" and hall.devices[button].model == "five-button"
@@ -106,6 +109,20 @@ def test_a_tablet_rates_levels_reasons_and_parts_beside_a_five_button(hall_facto
     hall.wait_drained(pressed)
     s = hall.summary(pressed)
     assert s["lost"] == 0 and s["duplicates"] == 0 and s["mistagged"] == 0 and s["itemised"] == 3, s
+
+    # the console's statistics show each part: staff rated twice (very satisfied, very dissatisfied)
+    r = hall.api.post("/api/v1/users", json={"name": "zhang.wei", "role": "admin", "windows": [],
+                                             "password": PASSWORD})
+    assert r.status_code == 201, r.text
+    page = open_console(hall, browser, "zhang.wei")
+    page.click("nav a[data-page=stats]")
+    staff = page.locator("table.by-part tr", has_text="工作人员").locator("td")
+    expect(staff.nth(1)).to_have_text("2")
+    expect(staff.nth(4)).to_have_text("1")  # one of the two a bad review
+    expect(page.locator("table.by-part tbody tr")).to_have_count(3)  # staff, channel, item
+    expect(page.locator("table.by-part")).to_contain_text("服务渠道")
+    shot(page, "stats-parts")
+    assert not page.errors, page.errors
 
 
 def test_a_tablet_rating_confirmed_before_a_power_cut_arrives_intact(hall_factory):

@@ -46,7 +46,7 @@ class Board:
             from canvas import Canvas
             from touch import Touch
 
-            self.touch = Touch()
+            self.touch = Touch(cfg["min_gap_ms"])
             self.canvas = Canvas(cfg["font_large"])
         else:
             from display import Display

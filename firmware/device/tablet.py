@@ -22,8 +22,8 @@ MOODS = (2, 1, 0, -1, -2)
 REASON_LABELS = ("态度不好", "效率太低", "材料繁琐", "多次跑腿", "未兑现承诺")  # proto.REASONS order
 # the parts offered: the service item, the staff member, the channel (seed 003 art. 8),
 # and two aspects (seed 000 art. 1); codes as protocol.md's
-PARTS = (("item", "办理事项"), ("staff", "工作人员"), ("channel", "办事渠道"),
-         ("attitude", "服务态度"), ("efficiency", "办事效率"))
+PARTS = (("item", "服务事项"), ("staff", "工作人员"), ("channel", "服务渠道"),
+         ("attitude", "服务态度"), ("efficiency", "办事效率"))  # names as protocol/vectors/names.json
 PART_LEVELS = ("很好", "好", "一般", "差", "很差")
 BAND = 46
 

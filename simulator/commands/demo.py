@@ -4,7 +4,9 @@ Without --ratings it runs until Ctrl-C. With --ratings M it makes exactly M pres
 waits for them to reach the platform, prints a one-line JSON summary last and exits 0
 only if every press was stored and forwarded once, with its right tags, and every bad
 review opened its work order and raised its alert on the event stream (alert_p99_ms: from
-the press that confirmed it to the alert's arrival at a console's stream).
+the press that confirmed it to the alert's arrival at a console's stream). With --model
+tablet or mixed, tablets' citizens also rate parts; `itemised` counts the ratings that
+reached the platform with the parts they chose.
 """
 
 from __future__ import annotations
@@ -35,9 +37,10 @@ def main(args) -> int:
         return 2
     # SIGTERM ends the demo like Ctrl-C does, so every child is stopped either way
     signal.signal(signal.SIGTERM, _interrupt)
-    hall = Hall(home, devices=args.devices)
+    model = getattr(args, "model", "five-button")
+    hall = Hall(home, devices=args.devices, model=model)
     try:
-        say(f"starting a hall with {args.devices} virtual evaluators in {home} ...")
+        say(f"starting a hall with {args.devices} virtual evaluators ({model}) in {home} ...")
         hall.start()
         say(f"gateway API:  {hall.cfg.api_url}/docs   (bearer token: {hall.token})")
         say(f"platform:     {hall.cfg.platform_url}/sim/stats  (profile {hall.cfg.platform_profile})")
@@ -93,7 +96,8 @@ def _run_counted(hall: Hall, total: int) -> int:
     stream.close()
     ok = (summary["pressed"] == total and summary["stored"] == summary["forwarded"] == total
           and summary["duplicates"] == summary["lost"] == summary["mistagged"] == 0
-          and summary["work_orders"] == summary["alerts"] == summary["bad_reviews"])
+          and summary["work_orders"] == summary["alerts"] == summary["bad_reviews"]
+          and summary["itemised"] == sum(1 for p in pressed if p.get("parts")))
     print(json.dumps(summary), flush=True)
     return 0 if ok else 1
 

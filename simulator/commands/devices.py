@@ -21,14 +21,18 @@ from pathlib import Path
 from gateway.protocol import BAD_LEVELS
 
 from .. import say, screen
-from ..harness import Hall
+from ..harness import TABLET_PARTS, Hall
 from ..virtual_device import LEVEL_BUTTON, VirtualDevice
 
 COMMANDS = {
     "list": "the devices: window, serial port, flash folder, online, boots",
     "case DEV": "the business system completes a case at DEV's window",
-    "press DEV LEVEL [REASON]": "a citizen rates what DEV shows (levels: " + " ".join(LEVEL_BUTTON) + ")",
+    "press DEV LEVEL [REASON] [PART=LEVEL ...]": "a citizen rates what DEV shows (levels: "
+                                                 + " ".join(LEVEL_BUTTON) + "); a tablet also takes parts, "
+                                                 "e.g. staff=satisfied",
     "button DEV N": "one press of button N (1-5)",
+    "targets DEV": "what a tablet's screen offers to tap, and where",
+    "touch DEV TARGET|X,Y": "one tap on a tablet: a target's middle, or a point",
     "screen DEV FILE": "save DEV's screen as a PNG",
     "power DEV off|on": "cut DEV's power (kill -9) or power it on",
     "wifi DEV off|on": "DEV's Wi-Fi link lost or back",
@@ -47,7 +51,8 @@ class Console:
     def device(self, dev: str) -> dict:
         d = self.hall.devices[dev]
         link = self.hall.controller.links.get(dev)
-        return {"dev": dev, "window": self.hall.windows[dev], "port": str(d.port.link), "tty": d.port.tty,
+        return {"dev": dev, "window": self.hall.windows[dev], "model": d.model, "port": str(d.port.link),
+                "tty": d.port.tty,
                 "flash": str(d.flash), "online": bool(link and link.link_up), "boots": d.boots}
 
     def run(self, line: str) -> dict:
@@ -64,13 +69,30 @@ class Console:
         dev = args[0]
         if cmd == "case" and len(args) == 1:
             return {"dev": dev, "case": self.hall.new_case(dev)}
-        if cmd == "press" and len(args) in (2, 3):
-            level, reason = args[1], args[2] if len(args) == 3 else None
-            if level not in LEVEL_BUTTON:
-                raise ValueError(f"unknown level {level!r}")
+        if cmd == "press" and len(args) >= 2:
+            level = args[1]
+            reason = args[2] if len(args) > 2 and "=" not in args[2] else None
+            parts = dict(a.split("=", 1) for a in args[2 + (reason is not None):] if "=" in a)
+            if level not in LEVEL_BUTTON or any(v not in LEVEL_BUTTON for v in parts.values()):
+                raise ValueError(f"unknown level in {line.strip()!r}")
             if (level in BAD_LEVELS) != (reason is not None):
                 raise ValueError("a reason goes with dissatisfied and very_dissatisfied, and only with them")
-            return self.hall.press(dev, level, reason)
+            if parts and self.hall.devices[dev].model != "tablet":
+                raise ValueError(f"{dev} has five buttons: parts are rated on a tablet")
+            if set(parts) - set(TABLET_PARTS):
+                raise ValueError(f"the tablet's parts are {', '.join(TABLET_PARTS)}")
+            return self.hall.press(dev, level, reason, parts=parts)
+        if cmd == "targets" and len(args) == 1:
+            return {"dev": dev, "lines": self.link(dev).display, "targets": self.link(dev).targets}
+        if cmd == "touch" and len(args) == 2:
+            if self.hall.devices[dev].model != "tablet":
+                raise ValueError(f"{dev} has five buttons, not a touch screen")
+            xy = args[1].split(",")
+            if len(xy) == 2 and all(v.isdigit() for v in xy):
+                self.link(dev).send({"touch": [int(xy[0]), int(xy[1])]})
+            else:
+                self.link(dev).touch(args[1], timeout=0)
+            return {"dev": dev, "touch": args[1]}
         if cmd == "button" and len(args) == 2 and args[1] in "12345":
             self.link(dev).press(int(args[1]))
             return {"dev": dev, "button": int(args[1])}
@@ -103,8 +125,9 @@ HALL_WIFI = ("hall-wifi", "hall-wifi-password")  # the simulated hall's Wi-Fi, f
 
 def main(args) -> int:
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="pingjia-devices-"))
-    hall = Hall(home, devices=args.count, hall="devices", seed=args.seed, serial=True)
-    say(f"starting a hall with {args.count} serial devices in {home} ...")
+    hall = Hall(home, devices=args.count, hall="devices", seed=args.seed, serial=True,
+                model=getattr(args, "model", "five-button"))
+    say(f"starting a hall with {args.count} serial devices ({hall.model}) in {home} ...")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     hall.start()
@@ -115,7 +138,7 @@ def main(args) -> int:
     try:
         console = Console(hall)
         for d in console.run("list")["devices"]:
-            say(f"{d['dev']}  {d['window']}  {d['port']} -> {d['tty']}  flash {d['flash']}")
+            say(f"{d['dev']}  {d['window']}  {d['model']}  {d['port']} -> {d['tty']}  flash {d['flash']}")
         for b in blanks:
             say(f"{b.flash.name}  blank board (MicroPython only)  {b.port.link}; the hall Wi-Fi is "
                 f"{HALL_WIFI[0]}, password {HALL_WIFI[1]}: pingjia device setup {b.port.link} --window W09 "
@@ -145,7 +168,7 @@ def _read_commands(console: Console, stop: threading.Event) -> None:
             break
         try:
             out = console.run(line)
-        except (ValueError, TimeoutError, OSError) as e:
+        except (ValueError, LookupError, TimeoutError, OSError) as e:
             out = {"error": str(e)}
         if out:
             print(json.dumps(out, ensure_ascii=False), flush=True)

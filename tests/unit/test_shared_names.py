@@ -40,10 +40,11 @@ def test_every_province_profile_maps_every_level():
 def test_the_device_keeps_the_same_names(tmp_path):
     (tmp_path / "names.json").write_text(json.dumps(NAMES, ensure_ascii=False))
     out = run_device_code("""
-import json, proto, mqtt, flow
+import json, proto, mqtt, flow, tablet
 names = json.load(open("names.json"))
 print(json.dumps({
     "levels": list(proto.LEVELS), "bad": list(proto.BAD), "reasons": list(proto.REASONS),
+    "tablet_parts": tablet.PARTS, "tablet_reasons": tablet.REASON_LABELS,
 
     "level_names": list(flow.LEVEL_NAMES), "reason_screen": flow.REASON_SCREEN,
     "mqtt": {k: getattr(mqtt, k) for k in names["mqtt_packets"]}}))
@@ -58,6 +59,9 @@ print(json.dumps({
     for r in with_button:  # the reason screen labels each button with its reason
         assert f"{r['button']}{r['label']}" in screen, (r, screen)
     assert out["mqtt"] == NAMES["mqtt_packets"]
+    parts = {p["code"]: p["zh"] for p in NAMES["parts"]}
+    assert out["tablet_parts"] and all(parts.get(code) == zh for code, zh in out["tablet_parts"])  # the tablet's
+    assert len(out["tablet_reasons"]) == len(with_button)  # a chip for each reason, in proto.REASONS order
 
 
 def test_the_console_keeps_the_same_names():
@@ -73,6 +77,7 @@ def test_the_console_keeps_the_same_names():
 
     assert table("LEVELS") == {lv["code"]: lv["zh"] for lv in LEVELS}
     assert table("REASONS") == {r["code"]: r["zh"] for r in REASONS}
+    assert table("PARTS") == {p["code"]: p["zh"] for p in NAMES["parts"]}
     assert set(table("RESETS")) == set(protocol.RESET_CAUSES)
     from gateway import auth
     from gateway.data import workorders

@@ -9,6 +9,9 @@ const LEVELS = {very_satisfied: "非常满意", satisfied: "满意", basically_s
                 dissatisfied: "不满意", very_dissatisfied: "非常不满意"};
 const REASONS = {attitude: "服务态度差", slow: "办事效率低", materials: "材料要求繁琐", trips: "多次跑腿",
                  commitment: "未兑现承诺", none: "未选择原因"};
+const PARTS = {item: "服务事项", staff: "工作人员", channel: "服务渠道", commitment: "承诺履行", attitude: "服务态度",
+               materials: "申请材料", efficiency: "办事效率", trips: "跑趟次数", mechanism: "服务机制",
+               integrity: "勤政廉洁"};
 const ROLES = {admin: "管理员", supervisor: "主管", viewer: "查看", technician: "技术员", business: "业务系统"};
 const STATES = {open: "待受理", accepted: "已受理", contacted: "已联系", rectifying: "整改中", closed: "已办结",
                 invalid: "认定无效"};
@@ -34,7 +37,7 @@ document.addEventListener("alpine:init", () => {
   Alpine.data("consoleApp", () => ({
     me: null, token: sessionStorage.getItem("pingjia.token"), form: {user: "", password: ""}, error: "",
     page: "hall", hall: null, orders: [], order: null, summary: null, orderState: "", states: Object.keys(STATES),
-    stepForm: {step: "", kind: "mistaken", note: ""}, stats: null, byWindow: [], forwarder: null,
+    stepForm: {step: "", kind: "mistaken", note: ""}, stats: null, byWindow: [], byPart: [], forwarder: null,
     byStaff: [], byItem: [], share: null, windowNames: [], report: null,
     range: {since: "", until: "", window: "", bucket: "day"}, devices: [], dead: [], credentials: null,
     builds: [], rollouts: [], rolloutForm: {hash: ""},
@@ -186,20 +189,21 @@ document.addEventListener("alpine:init", () => {
       if (this.range.since) months.set("since", this.range.since.slice(0, 7));
       if (this.range.until) months.set("until", this.range.until.slice(0, 7));
       if (this.range.window) months.set("window", this.range.window);
-      const [stats, byWindow, byStaff, byItem, trend, heat, reasons, share, staffShare, itemShare] = await Promise.all([
+      const [stats, byWindow, byStaff, byItem, trend, heat, reasons, share, staffShare, itemShare, parts] = await Promise.all([
         this.api("GET", "/api/v1/stats" + q), this.api("GET", "/api/v1/stats?by=window" + and),
         this.api("GET", "/api/v1/stats?by=staff" + and), this.api("GET", "/api/v1/stats?by=item&" + this.wholeMonths()),
         this.api("GET", `/api/v1/stats/trend?bucket=${this.range.bucket}` + and),
         this.api("GET", "/api/v1/stats/heatmap?" + months), this.api("GET", "/api/v1/stats/reasons" + q),
         this.api("GET", "/api/v1/cases/rated-share" + q), this.api("GET", "/api/v1/cases/rated-share?by=staff" + and),
         this.api("GET", "/api/v1/cases/rated-share?by=item&" + this.wholeMonths()),
+        this.api("GET", "/api/v1/stats/parts" + q),
       ]);
       // 主动评价率 beside each row of the ratings' figures
       const withShare = (list, shares, key) => list.map((r) => {
         const s = shares.find((x) => x[key] === r[key]);
         return {...r, share: s ? s.share : null};
       });
-      Object.assign(this, {stats, share, byWindow: withShare(byWindow, share.windows, "window"),
+      Object.assign(this, {stats, share, byPart: parts, byWindow: withShare(byWindow, share.windows, "window"),
                            byStaff: withShare(byStaff, staffShare.staff, "staff_id"),
                            byItem: withShare(byItem, itemShare.items, "item_code")});
       if (!this.windowNames.length) this.windowNames = byWindow.map((r) => r.window).filter((w) => w);
@@ -367,7 +371,7 @@ document.addEventListener("alpine:init", () => {
       }, 150);
     },
 
-    levelName: (l) => LEVELS[l] || l, reasonName: (r) => REASONS[r] || r, roleName: (r) => ROLES[r] || r,
+    levelName: (l) => LEVELS[l] || l, partName: (p) => PARTS[p] || p, reasonName: (r) => REASONS[r] || r, roleName: (r) => ROLES[r] || r,
     stateName: (s) => STATES[s] || s, stepName: (s) => STEPS[s] || s, cardName: (c) => CARDS[c] || c,
     resetName: (r) => RESETS[r] || r || "—",
     pct: (x) => (x === null || x === undefined) ? "—" : (x * 100).toFixed(1) + "%",
