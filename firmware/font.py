@@ -100,12 +100,11 @@ def build_large(name: str = "gb2312", source: Path = MICROHEI, size: int = SIZE)
         if cp != 0x20 and not face.getmask(ch).getbbox():
             continue  # the font lacks it: the device draws its box
         width = size // 2 if cp < 0x80 else size
-        glyph_face, y = face, top
-        while glyph_face.getlength(ch) > width and glyph_face.size > size // 2:  # W, M in a half cell
-            glyph_face = ImageFont.truetype(str(source), int(glyph_face.size) - 1)
-            y = top + (size - int(glyph_face.size)) * 3 // 4  # on the same baseline
-        img = Image.new("L", (width, size), 0)
-        ImageDraw.Draw(img).text(((width - glyph_face.getlength(ch)) / 2, y), ch, font=glyph_face, fill=255)
+        wide = int(face.getlength(ch) + 0.99)
+        img = Image.new("L", (max(width, wide), size), 0)
+        ImageDraw.Draw(img).text(((img.width - face.getlength(ch)) / 2, top), ch, font=face, fill=255)
+        if img.width > width:  # a wide letter (W, M) in its half cell: narrowed, not shrunk
+            img = img.resize((width, size), Image.Resampling.LANCZOS)
         (half if cp < 0x80 else full)[cp] = _gs2(img, width)
     h, f = sorted(half), sorted(full)
     return b"".join([LARGE_MAGIC, struct.pack("<BBHH", size, 2, len(h), len(f)),

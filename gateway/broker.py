@@ -25,8 +25,8 @@ from .config import Config
 from .errors import PingjiaError
 from .protocol import ROOT
 
-DEVICE_WRITES = ("rating", "status", "health", "time/req", "cmd/reply", "fw/req")
-DEVICE_READS = ("ack", "session", "time", "cmd", "fw")
+DEVICE_WRITES = ("rating", "status", "health", "time/req", "cmd/reply", "fw/req", "photo/req")
+DEVICE_READS = ("ack", "session", "time", "cmd", "fw", "photo", "photo/chunk")
 MAX_PACKET = 8192  # bytes: protocol messages stay under 4 KB (a session with the longest names is under 1 KB)
 
 

@@ -27,7 +27,7 @@ import paho.mqtt.client as mqtt
 from . import protocol
 from .alarms import Alarms
 from .config import Config
-from .data import devices, firmware, hall, open_db, ratings, rejections, summaries, transaction
+from .data import devices, firmware, hall, open_db, photos, ratings, rejections, summaries, transaction
 from .protocol import Rejected
 
 log = logging.getLogger("pingjia.ingest")
@@ -73,6 +73,7 @@ class LimitedLog:
 
 FW_CHUNK = 2048  # bytes of a build per D/fw message: base64 keeps it under the device's 4 KB packets
 FW_CHUNKS_PER_S = 200  # a device asks for one chunk at a time: ample for it, a bound for a flood
+PHOTO_CHUNKS_PER_S = 20  # a photo is 9 chunks, asked for when the staff member changes
 
 
 def _chunk(dev: str, h: str, name: str, off: int, path) -> dict:
@@ -117,6 +118,7 @@ class Ingest:
         self.on_event = on_event  # (kind, data): a rating stored, a device's status or heartbeat, for consoles
         self.on_reply = on_reply  # a device answered a command (wakes the rollouts)
         self._fw_limit = Rate(FW_CHUNKS_PER_S)
+        self._photo_limit = Rate(PHOTO_CHUNKS_PER_S)
         self._fw_manifests: dict[str, dict] = {}  # by content hash: parsed once, not per chunk
         self.counts: Counter[str] = Counter()  # stored, duplicate, rejected:<reason>, ... since start
         self.broker_dropped: int | None = None  # the broker's own count of dropped messages
@@ -199,7 +201,7 @@ class Ingest:
         root = f"{protocol.ROOT}/{self.cfg.hall}/+"
         client.subscribe([(f"{root}/rating", 1), (f"{root}/status", 1), (f"{root}/health", 0),
                           (f"{root}/time/req", 0), (f"{root}/cmd/reply", 1), (f"{root}/fw/req", 0),
-                          (DROPPED_TOPIC, 0)])
+                          (f"{root}/photo/req", 0), (DROPPED_TOPIC, 0)])
         client.publish(self._gateway_status_topic, protocol.encode({"v": 1, "state": "online"}), qos=1, retain=True)
         self.connected.set()
         log.info("connected to the broker at 127.0.0.1:%s", self.cfg.local_port)
@@ -328,7 +330,7 @@ class Ingest:
         if dev == "gateway":
             return []  # our own retained status
         handler = {"health": self._health, "status": self._status, "time/req": self._time,
-                   "cmd/reply": self._cmd_reply, "fw/req": self._fw_req}.get(leaf)
+                   "cmd/reply": self._cmd_reply, "fw/req": self._fw_req, "photo/req": self._photo_req}.get(leaf)
         if handler is None:
             return []
         d = self._device(dev)
@@ -476,6 +478,28 @@ class Ingest:
         topic = protocol.topic(self.cfg.hall, dev, "fw")
         return [lambda: self.client.publish(topic, protocol.encode(_chunk(dev, h, name, off, path)), qos=0)]
 
+    def _photo_req(self, d, req, now) -> list:
+        """A chunk of the photo of the staff member at this device's window (protocol.md
+        section 13): only that photo, at most PHOTO_CHUNKS_PER_S a second per device, so a
+        device's key reads no other staff member's face."""
+        dev = d["dev"]
+        protocol.check_version(req)
+        if req.get("dev") != dev:
+            raise Rejected("topic_mismatch", "photo request for another device")
+        off, h = req.get("off"), req.get("hash")
+        if not (protocol.int_in(0, photos.BYTES - 1)(off) and isinstance(h, str) and protocol.HEX64.match(h)):
+            raise Rejected("schema", "photo request fields missing or malformed")
+        if not self._photo_limit.allow(dev, now):
+            raise Rejected("photo_request", "more photo requests than a tablet makes")
+        s = hall.session_at(self.db, d["window"], now)
+        p = s and photos.get(self.db, s["staff_id"])
+        if not p or p["hash"] != h:
+            raise Rejected("photo_request", f"{h[:12]} is not the photo of the staff member at {d['window']}")
+        msg = {"v": 1, "dev": dev, "hash": h, "off": off, "size": photos.BYTES,
+               "data": base64.b64encode(p["pixels"][off:off + photos.CHUNK]).decode()}
+        topic = protocol.topic(self.cfg.hall, dev, "photo/chunk")
+        return [lambda: self.client.publish(topic, protocol.encode(msg), qos=0)]
+
     # -- sessions pushed to devices ----------------------------------------------------
     def publish_session(self, window: str) -> None:
         """Push the window's current staff and latest case to its devices (retained). A
@@ -499,8 +523,14 @@ class Ingest:
                     continue
                 self.client.publish(protocol.topic(self.cfg.hall, d["dev"], "session"),
                                     protocol.encode(msg), qos=1, retain=True)
+                if d["model"] == "tablet":  # its staff member's photo, which the five-button cannot show
+                    staff = s["staff_id"] if s else None
+                    photo = protocol.signed(bytes.fromhex(d["key"]), "photo", {
+                        "dev": d["dev"], "staff_id": staff, "hash": photos.hash_of(self.db, staff), "at": int(now)})
+                    self.client.publish(protocol.topic(self.cfg.hall, d["dev"], "photo"),
+                                        protocol.encode(photo), qos=1, retain=True)
 
     def clear_retained(self, dev: str) -> None:
         """A retired device leaves no retained session or status behind."""
-        for leaf in ("session", "status"):
+        for leaf in ("session", "status", "photo"):
             self.client.publish(protocol.topic(self.cfg.hall, dev, leaf), b"", qos=1, retain=True)

@@ -50,6 +50,7 @@ FIELDS = {
     "time": ("dev", "id", "now"),
     "cmd": ("dev", "id", "cmd", "at"),
     "update": ("dev", "id", "cmd", "hash", "version", "at"),  # the cmd "update" (section 12)
+    "photo": ("dev", "staff_id", "hash", "at"),  # a tablet's staff photo (section 13)
 }
 RATING_V2 = ("dev", "seq", "level", "reason", "parts", "case", "ts", "tsync", "boot", "up", "fw")
 

@@ -3,6 +3,7 @@ complete cases, and it tells the gateway over the gateway's HTTP API."""
 
 from __future__ import annotations
 
+import io
 import itertools
 import random
 import time
@@ -33,6 +34,11 @@ class Business:
     def sign_out(self, window: str) -> None:
         self.http.post(f"/api/v1/windows/{window}/sign-out").raise_for_status()
 
+    def put_photo(self, staff_id: str, image: bytes) -> dict:
+        r = self.http.put(f"/api/v1/staff/{staff_id}/photo", content=image, headers={"Content-Type": "image/jpeg"})
+        r.raise_for_status()
+        return r.json()
+
     def complete_case(self, window: str) -> dict:
         """Finish a case at the window with a fresh serial number and a random item."""
         code, name = self.rng.choice(ITEMS)
@@ -41,3 +47,20 @@ class Business:
                                                   "item_code": code, "item_name": name})
         r.raise_for_status()
         return r.json()
+
+
+def portrait(staff_id: str, size: int = 480) -> bytes:
+    """A stand-in staff photo, as the business system keeps one: a JPEG of a figure on a
+    background coloured by the staff ID (so that each photo is told apart on a screen)."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(staff_id)
+    bg = (rng.randrange(60, 200), rng.randrange(60, 200), rng.randrange(60, 200))
+    img = Image.new("RGB", (size, size * 4 // 3), bg)  # portrait, as ID photos are: cropped square by the gateway
+    d = ImageDraw.Draw(img)
+    c, h = size // 2, size * 4 // 3
+    d.ellipse([c - size // 5, h // 2 - size // 2, c + size // 5, h // 2 - size // 10], fill=(240, 205, 180))
+    d.ellipse([c - size * 2 // 5, h // 2, c + size * 2 // 5, h // 2 + size * 3 // 4], fill=(30, 50, 90))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90)
+    return out.getvalue()

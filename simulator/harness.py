@@ -28,7 +28,7 @@ from gateway.province import Profile
 from gateway.registry import Registry
 
 from . import releases
-from .business import STAFF, Business
+from .business import STAFF, Business, portrait
 from .virtual_device import LEVEL_BUTTON, REASON_BUTTON, Controller, VirtualDevice
 
 # a plausible hall: most citizens are satisfied, a few are not
@@ -217,6 +217,8 @@ class Hall:
             staff = (f"{staff[0]}{i // len(STAFF) or ''}", staff[1])
             self.business.sign_in(window, *staff)
             self.staff[window] = staff
+            if self.model != "five-button":  # the tablets show the staff member's photo
+                self.business.put_photo(staff[0], portrait(staff[0]))
         for c in self.credentials.values():
             d = VirtualDevice(self.home / "devices" / c["dev"],
                               {**c, **self.device_config, "ctl": self.controller.address}, heap=self.device_heap,
@@ -336,6 +338,8 @@ class Hall:
         """A shift change at a window: one staff member signs out, the next signs in."""
         with self._case_lock:
             self.business.sign_out(window)
+            if self.model != "five-button":
+                self.business.put_photo(staff[0], portrait(staff[0]))
             self.business.sign_in(window, *staff)
         self.staff[window] = staff
 

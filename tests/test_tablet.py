@@ -3,16 +3,25 @@ platform stand-in, beside a five-button: a citizen taps a level, reasons and par
 review goes only with a reason, or on the timeout with "none"; the timeout sends what was
 chosen and invents nothing; one rating per case; a rating confirmed and then cut off by a
 power cut arrives intact, its case still rated; the screen is the case, drawn; a tablet's
-build goes over the air to tablets only."""
+build goes over the air to tablets only; the staff member's photo shows, and a device's key
+reads no other staff member's photo."""
 
+import io
 import json
+import os
 import time
 
+import httpx
+from PIL import Image
 from playwright.sync_api import expect
 
+from gateway.auth import account_token
 from gateway.cli import zip_build
+from gateway.data import photos
 from simulator import builds, screen
+from simulator.business import portrait
 from simulator.harness import wait_until
+from tests.protocol_device import login
 from tests.test_console import PASSWORD, open_console, shot
 
 TILE_COLOURS = {"very_satisfied": (47, 158, 68), "dissatisfied": (247, 103, 7), "very_dissatisfied": (224, 49, 49)}
@@ -177,3 +186,105 @@ def test_a_tablet_build_goes_over_the_air_to_tablets_only(hall_factory, tmp_path
     p = hall.press(tablet, "satisfied", parts={"item": "very_satisfied"})
     row = stored(hall, p["id"])
     assert row["fw"] == "0.2.0-tablet" and json.loads(row["parts"]) == {"item": "very_satisfied"}
+
+
+def test_the_staff_photo_shows_and_a_device_key_gets_no_other_face(hall_factory):
+    hall = hall_factory(devices=2, model="tablet")
+    dev = "pj-0001"
+    link = hall.controller.link(dev)
+    hall.new_case(dev)
+    assert link.wait(lambda l: l.seen["photo"] >= 1 and l.display[4:] == ["photo"], 20), link.display
+    # the pixels on the screen are the gateway's photo of the staff member at the window
+    staff = hall.staff["W01"][0]
+    r = hall.api.get(f"/api/v1/staff/{staff}/photo")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+    want = Image.open(io.BytesIO(r.content)).convert("RGB")
+    assert want.size == (96, 96)
+    px = screen.rgb(link.screen())
+    x0, y0 = 480 - 96 - 8, 46 + 4
+    assert all(px[y0 + y][x0 + x] == want.getpixel((x, y)) for y in range(0, 96, 7) for x in range(0, 96, 7))
+
+    # the stolen key of pj-0001 asks for the photo of the staff member at the other window: refused, unanswered
+    other = hall._read(lambda db: photos.hash_of(db, hall.staff["W02"][0]))
+    mine = hall._read(lambda db: photos.hash_of(db, staff))
+    assert other and mine and other != mine
+    creds = hall.credentials[dev]
+    link.send({"wifi": False})
+    assert link.wait(lambda l: not l.link_up, 10)
+    chunks: list[dict] = []
+    c, host, port = login(hall.cfg, creds["user"], creds["password"], client_id=dev)
+    c.on_message = lambda _c, _u, m: chunks.append(json.loads(m.payload))
+    c.connect(host, port)
+    c.loop_start()
+    try:
+        c.subscribe(f"pingjia/{hall.cfg.hall}/{dev}/photo/chunk", 0)
+        time.sleep(0.5)
+        before = hall.rejection_counts().get("photo_request", 0)
+        topic = f"pingjia/{hall.cfg.hall}/{dev}/photo/req"
+        for off in (0, 2048):
+            c.publish(topic, json.dumps({"v": 1, "dev": dev, "hash": other, "off": off}), qos=0)
+        wait_until(lambda: hall.rejection_counts().get("photo_request", 0) >= before + 2, 10,
+                   what="the requests for another's photo refused")
+        # its own window's photo, asked for 60 times at once: at most 20 a second answered
+        for _ in range(60):
+            c.publish(topic, json.dumps({"v": 1, "dev": dev, "hash": mine, "off": 0}), qos=0)
+        wait_until(lambda: hall.rejection_counts().get("photo_request", 0) >= before + 2 + 20, 10,
+                   what="the flood limited")
+        time.sleep(1)
+        assert all(ch["hash"] == mine for ch in chunks) and 1 <= len(chunks) <= 40, len(chunks)
+        for bad in ({"v": 1, "dev": dev, "hash": mine, "off": -1}, {"v": 1, "dev": dev, "hash": "../x", "off": 0},
+                    {"v": 1, "dev": "pj-0002", "hash": mine, "off": 0}, [1, 2]):
+            c.publish(topic, json.dumps(bad), qos=0)
+        wait_until(lambda: hall.rejection_counts().get("schema", 0) >= 2, 10, what="malformed requests refused")
+    finally:
+        c.loop_stop()
+        c.disconnect()
+        link.send({"wifi": True})
+    assert link.wait(lambda l: l.link_up, 20)
+
+    # a shift change: the next staff member's photo replaces the first; a removed photo leaves the case without
+    n = link.seen["photo"]
+    hall.hand_over("W01", ("S1009", "孙丽"))
+    assert link.wait(lambda l: l.seen["photo"] > n, 20), "the next staff member's photo never came"
+    hall.new_case(dev)
+    assert link.wait(lambda l: "S1009" in l.display[2] and l.display[4:] == ["photo"], 10), link.display
+    assert hall.api.delete("/api/v1/staff/S1009/photo").status_code == 200
+    assert link.wait(lambda l: "S1009" in l.display[2] and l.display[4:] == [""], 10), link.display
+    p = hall.press(dev, "satisfied")  # and it rates as ever
+    assert stored(hall, p["id"])["staff_id"] == "S1009"
+
+
+def test_photo_uploads_must_be_real_pictures_from_the_business_system_or_an_admin(hall_factory):
+    hall = hall_factory(devices=1, model="tablet")
+    put = hall.business.http.put
+    for body, ctype in ((b"not a picture", "image/jpeg"), (_gif(), "image/gif"), (_bomb(), "image/png"),
+                        (b"\xff\xd8\xff\xe0" + os.urandom(5000), "image/jpeg")):
+        r = put("/api/v1/staff/S1001/photo", content=body, headers={"Content-Type": ctype})
+        assert r.status_code == 400, (ctype, r.status_code, r.text)
+    r = put("/api/v1/staff/S1001/photo", content=b"\0" * 1_100_000, headers={"Content-Type": "image/png"})
+    assert r.status_code == 413
+    r = put("/api/v1/staff/..%2Fetc/photo", content=portrait("x"), headers={"Content-Type": "image/jpeg"})
+    assert r.status_code in (404, 422)
+    # the photo the tablet shows is still the first one
+    assert hall.api.get("/api/v1/staff/S1001/photo").status_code == 200
+    viewer = hall._read(lambda db: account_token(db, "v1", "viewer", "a viewer"))
+    r = httpx.put(f"{hall.cfg.api_url}/api/v1/staff/S1001/photo", content=portrait("x"),
+                  headers={"Authorization": f"Bearer {viewer}", "Content-Type": "image/jpeg"})
+    assert r.status_code == 403
+    r = httpx.get(f"{hall.cfg.api_url}/api/v1/staff/S1001/photo", headers={"Authorization": f"Bearer {viewer}"})
+    assert r.status_code == 200  # a viewer sees it, as the tablet's citizens do
+    audit = hall.api.get("/api/v1/audit", params={"action": "staff.photo"}).json()
+    assert any(a["target"] == "S1001" for a in audit)
+
+
+def _gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (10, 10), (1, 2, 3)).save(out, "GIF")
+    return out.getvalue()
+
+
+def _bomb() -> bytes:
+    """A PNG of 10,000 x 10,000 pixels in a few kilobytes: decoded as RGB, 300 MB."""
+    out = io.BytesIO()
+    Image.new("1", (10_000, 10_000)).save(out, "PNG")
+    return out.getvalue()

@@ -6,6 +6,7 @@ DEFAULTS = {
     "maintenance_s": 3,  # seconds after boot with no app and no watchdog: the REPL is reachable
     "wdt_ms": 30000,  # the hardware watchdog's timeout
     "reason_timeout_s": 15,  # how long a bad review waits for its reason; then "none"
+    "thanks_ms": 3000,  # the tablet's thank-you screen, before the next case shows
     "debounce_ms": 30,  # the unix board's buttons (the ESP32's come from its pin map)
     "min_gap_ms": 800,
     "ca": None,  # the hall CA, base64 DER; None: plain MQTT (a hall without TLS)

@@ -56,10 +56,13 @@ class Evaluator:
             from voice import Voice
 
             self.voice = Voice(board, slot)
+        self.photo = None  # the tablet's staff photo (photo.py)
         if board.model == "tablet":  # the touch screen's flow (the five-button's stays out of its way)
+            from photo import Photo
             from tablet import TabletFlow
 
-            self.flow = TabletFlow(self, cfg["reason_timeout_s"])
+            self.photo = Photo(self)
+            self.flow = TabletFlow(self, cfg["reason_timeout_s"], cfg["thanks_ms"])
         else:
             self.flow = Flow(self, cfg["reason_timeout_s"])
         self.messages = Messages(self, last_cmd)

@@ -79,7 +79,10 @@ class Link:
 
     async def on_connect(self):
         ev, t = self.ev, self.ev.topic
-        await self.mqtt.subscribe([(t("ack"), 0), (t("session"), 1), (t("time"), 0), (t("cmd"), 1), (t("fw"), 0)])
+        topics = [(t("ack"), 0), (t("session"), 1), (t("time"), 0), (t("cmd"), 1), (t("fw"), 0)]
+        if ev.photo:  # a tablet: its staff photo (protocol.md section 13)
+            topics += [(t("photo"), 1), (t("photo/chunk"), 0)]
+        await self.mqtt.subscribe(topics)
         status = {"v": 1, "state": "online", "fw": ev.fw, "boot": ev.counters.boot}
         status.update(ev.updater.report())
         await self.mqtt.publish(t("status"), proto.encode(status), 1, True)

@@ -1,14 +1,14 @@
 # Messages from the gateway, each checked against the device's key first: acks (the
-# gateway has a rating), the window's session (what to show), the time, commands. The
-# chunks of an update (D/fw) are the exception: unsigned, since each file is checked
-# against the manifest and the manifest against the hash the signed command named.
+# gateway has a rating), the window's session (what to show), the time, commands, a
+# tablet's staff photo. The chunks of an update (D/fw) and of a photo (D/photo/chunk) are
+# the exception: unsigned, since each is checked against a hash a signed message named.
 import asyncio
 import json
 import os
 
 INTENT_FILE = "reboot.intent"  # written before a reboot the device chose, read at boot
 DROP_ON = ("stored", "duplicate", "held")  # acks that say the gateway has the rating
-KINDS = ("ack", "session", "time", "cmd")
+KINDS = ("ack", "session", "time", "cmd", "photo")
 
 
 def reset_cause(board):
@@ -43,6 +43,9 @@ class Messages:
         if kind == "fw" and msg.get("dev") == ev.dev:
             ev.updater.on_chunk(msg)
             return
+        if kind == "chunk" and ev.photo and msg.get("dev") == ev.dev:  # D/photo/chunk: checked by its hash
+            ev.photo.on_chunk(msg)
+            return
         signed = "update" if kind == "cmd" and msg.get("cmd") == "update" else kind  # its own fields
         if kind not in KINDS or msg.get("dev") != ev.dev or not ev.signer.verify(signed, msg):
             self.board.event("bad_message", topic=topic)
@@ -55,6 +58,9 @@ class Messages:
                 ev.rated_case = msg["case"]  # rated before, perhaps before a reboot
             self.board.event("session", case=msg.get("case") or "", window=msg.get("window"))
             ev.flow.show_idle()
+        elif kind == "photo":
+            if ev.photo:
+                ev.photo.on_announce(msg)
         elif kind == "time":
             if msg.get("id") == ev.link.time_req and isinstance(msg.get("now"), int):
                 self.board.set_time(msg["now"])

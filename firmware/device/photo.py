@@ -38,7 +38,12 @@ class Photo:
         if not (isinstance(staff, str) and (h is None or isinstance(h, str) and len(h) == 64)):
             return
         self.want = (staff, h)
-        if h is None or (staff, h) == (self.staff, self.shown):
+        if h is None:  # no photo of this staff member (any more)
+            if self.shown:
+                self.staff = self.shown = None
+                self.ev.flow.show_idle()
+            return
+        if (staff, h) == (self.staff, self.shown):
             return
         if self._task is None:
             self._task = asyncio.create_task(self._fetch_wanted())

@@ -15,6 +15,7 @@ FIELDS = {
     "time": ("dev", "id", "now"),
     "cmd": ("dev", "id", "cmd", "at"),
     "update": ("dev", "id", "cmd", "hash", "version", "at"),  # the cmd "update" (section 12)
+    "photo": ("dev", "staff_id", "hash", "at"),  # a tablet's staff photo (section 13)
 }
 
 LEVELS = ("very_satisfied", "satisfied", "basically_satisfied", "dissatisfied", "very_dissatisfied")

@@ -26,6 +26,7 @@ PARTS = (("item", "服务事项"), ("staff", "工作人员"), ("channel", "服�
          ("attitude", "服务态度"), ("efficiency", "办事效率"))  # names as protocol/vectors/names.json
 PART_LEVELS = ("很好", "好", "一般", "差", "很差")
 BAND = 46
+PHOTO = 96  # photo.SIZE, at the case screen's right
 
 
 def level_button(name):
@@ -33,10 +34,13 @@ def level_button(name):
 
 
 class TabletFlow(Flow):
-    def __init__(self, ev, reason_timeout_s):
+    def __init__(self, ev, reason_timeout_s, thanks_ms):
         Flow.__init__(self, ev, reason_timeout_s)
+        self.thanks_ms = thanks_ms  # the thank-you stays this long, then the next case (or the welcome)
         self.c = self.board.canvas
         self.targets = []
+        self.busy = False  # a citizen is choosing or being thanked: a new session waits its turn
+        self._idle_due = False
 
     # -- drawing ----------------------------------------------------------------------
     def _begin(self):
@@ -65,6 +69,10 @@ class TabletFlow(Flow):
         self._show((title,) + tuple(lines))
 
     def show_idle(self):
+        if self.busy:  # the session (or photo) changed while a citizen is at the screen
+            self._idle_due = True
+            return
+        self._idle_due = False
         s = self.ev.session
         if not (s and s.get("case") and s["case"] != self.ev.rated_case):
             self._message("欢迎评价", ("窗口 " + (s.get("window") or "") if s else "", ""))
@@ -74,10 +82,14 @@ class TabletFlow(Flow):
         item = s.get("item_name") or ""
         staff = "工号 " + (s.get("staff_id") or "") + " " + (s.get("staff_name") or "")
         self._band(item)
-        c.text(c.fit("办件 " + s["case"], W - 20), 10, BAND + 12, INK, WHITE)
-        c.text(c.fit(staff, W - 20), 10, BAND + 50, INK, WHITE)
-        c.text("请对本次服务进行评价", 10, BAND + 90, BLUE, WHITE)
-        top = 172
+        px = self.ev.photo.of(s.get("staff_id")) if self.ev.photo else None
+        room = W - 20 - (PHOTO + 8 if px else 0)
+        if px:  # beside the staff member's name; the case number below takes the whole width
+            c.image(px, W - PHOTO - 8, BAND + 4, PHOTO, PHOTO)
+        c.text(c.fit(staff, room), 10, BAND + 10, INK, WHITE)
+        c.text("请对本次服务进行评价", 10, BAND + 52, BLUE, WHITE)
+        c.text(c.fit("办件 " + s["case"], W - 20), 10, BAND + 104, INK, WHITE)
+        top = 182
         for i in range(5):
             x = 2 + i * 96
             col = LEVEL_COLOURS[i]
@@ -87,7 +99,7 @@ class TabletFlow(Flow):
             c.centred(a, x, top + 62, 92, WHITE, col)
             c.centred(b, x, top + 62 + c.font.size + 2, 92, WHITE, col)
             self._target("level:" + proto.LEVELS[i], x, top, 92, 316 - top)
-        self._show((item, "办件 " + s["case"], staff, "请评价"))
+        self._show((item, "办件 " + s["case"], staff, "请评价", "photo" if px else ""))
         if s["case"] != self.greeted:  # once a case: a session is sent again at each reconnect
             self.greeted = s["case"]
             self.say("welcome")
@@ -186,11 +198,17 @@ class TabletFlow(Flow):
             case = self.may_rate()
             if case is None:
                 continue
-            tags, parts, t0 = await self.details(b, t0)
-            reasons = [] if not tags else ["none"] if tags == [-1] else [proto.REASONS[t - 1] for t in tags]
-            named = {k: proto.LEVELS[v - 1] for k, v in parts.items()} or None
-            self.commit(b, case, reasons, named, t0,
-                        lambda ts, tsync, up: records.encode_tablet(b, tags, parts, ts, tsync, up, case))
+            self.busy = True
+            try:
+                tags, parts, t0 = await self.details(b, t0)
+                reasons = [] if not tags else ["none"] if tags == [-1] else [proto.REASONS[t - 1] for t in tags]
+                named = {k: proto.LEVELS[v - 1] for k, v in parts.items()} or None
+                self.commit(b, case, reasons, named, t0,
+                            lambda ts, tsync, up: records.encode_tablet(b, tags, parts, ts, tsync, up, case))
+                await asyncio.sleep_ms(self.thanks_ms)
+            finally:
+                self.busy = False
+            self.show_idle()
 
     async def details(self, button, t0):
         """The reasons (bad reviews) and the itemised parts: (tags, parts, ticks of the

@@ -7,11 +7,11 @@ from __future__ import annotations
 import time
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from ..data import devices, hall
+from ..data import audit, devices, hall, photos, transaction
 from ..protocol import TEXT_PATTERN
 from . import deps
 
@@ -85,6 +85,51 @@ def sign_out(window: WindowPath, d=Depends(deps.db), g=Depends(deps.gateway)):
     hall.sign_out(d, window, time.time())
     _push(g, window, "sign-out")
     return {"window": window, "signed_in": False}
+
+
+StaffPath = Annotated[str, Path(pattern=NAME, description="工号, the staff ID")]
+IMAGE = {"requestBody": {"required": True, "content": {
+    t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/jpeg", "image/png")}}}
+
+
+def _push_staff(d, g, staff_id: str) -> None:
+    """The tablets at the windows where staff_id is signed in learn of the photo."""
+    for w in {s["window"] for s in hall.open_sessions(d) if s["staff_id"] == staff_id}:
+        _push(g, w, "photo")
+
+
+@business.put("/staff/{staff_id}/photo", responses=deps.errors(400, 413), openapi_extra=IMAGE,
+              summary="The staff member's photo, a JPEG or PNG: tablets show it beside the case (cropped to a "
+                      "square, 96x96)")
+async def put_photo(staff_id: StaffPath, request: Request, d=Depends(deps.db), g=Depends(deps.gateway),
+                    who=deps.needs("hall:report")):
+    try:
+        p = photos.put(d, staff_id, await request.body(), who.name, time.time())
+    except photos.BadPhoto as e:
+        raise HTTPException(400, str(e)) from None
+    with transaction(d):
+        audit.record(d, who.name, "staff.photo", staff_id, time.time(), hash=p["hash"])
+    _push_staff(d, g, staff_id)
+    return p
+
+
+@business.delete("/staff/{staff_id}/photo", responses=deps.errors(404), summary="Remove the staff member's photo")
+def delete_photo(staff_id: StaffPath, d=Depends(deps.db), g=Depends(deps.gateway), who=deps.needs("hall:report")):
+    photos.remove(d, staff_id)
+    with transaction(d):
+        audit.record(d, who.name, "staff.photo_removed", staff_id, time.time())
+    _push_staff(d, g, staff_id)
+    return {"staff_id": staff_id, "photo": False}
+
+
+@router.get("/staff/{staff_id}/photo", responses={**deps.errors(404), 200: {"content": {"image/png": {}}}},
+            response_class=Response, dependencies=[deps.needs("read")],
+            summary="The staff member's photo as the tablets show it (PNG, 96x96)")
+def get_photo(staff_id: StaffPath, d=Depends(deps.db)):
+    p = photos.get(d, staff_id)
+    if p is None:
+        raise HTTPException(404, f"no photo of staff {staff_id}")
+    return Response(photos.png(p["pixels"]), media_type="image/png")
 
 
 @router.get("/windows", summary="Each window: who is signed in, its devices, its latest case",

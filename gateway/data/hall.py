@@ -26,6 +26,11 @@ def session_at(db, window: str, ts: float) -> dict | None:
                    "and (ended_at is null or ended_at > ?) order by id desc limit 1", [window, ts, ts])
 
 
+def open_sessions(db) -> list[dict]:
+    """The sessions not ended: who is signed in where."""
+    return rows(db, "select * from sessions where ended_at is null")
+
+
 def sign_in(db, window: str, staff_id: str, staff_name: str, at: float) -> dict | None:
     """A staff member signs in; whoever was signed in at the window is signed out."""
     with transaction(db):

@@ -20,7 +20,7 @@ from . import one, transaction
 
 SIZE = 96  # pixels a side on the tablet's case screen
 BYTES = SIZE * SIZE * 2
-MAX_UPLOAD = 2_000_000  # bytes of JPEG or PNG
+MAX_UPLOAD = 1_000_000  # bytes of JPEG or PNG: the API's largest body (api/guard.py)
 MAX_PIXELS = 40_000_000  # decoded: a 6000x6000 camera photo passes, a decompression bomb does not
 CHUNK = 2048  # pixels' bytes a chunk carries (its base64 fits the device's 4 KB packets)
 
@@ -40,15 +40,15 @@ def pixels(data: bytes) -> bytes:
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     if len(data) > MAX_UPLOAD:
-        raise BadPhoto(f"a photo is at most {MAX_UPLOAD // 1_000_000} MB")
+        raise BadPhoto(f"a photo is at most {MAX_UPLOAD} bytes")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            img = Image.open(io.BytesIO(data))
-            if img.format not in ("JPEG", "PNG"):
-                raise BadPhoto(f"a photo is a JPEG or PNG, not {img.format}")
-            img = ImageOps.fit(ImageOps.exif_transpose(img).convert("RGB"), (SIZE, SIZE))
+            opened = Image.open(io.BytesIO(data))
+            if opened.format not in ("JPEG", "PNG"):
+                raise BadPhoto(f"a photo is a JPEG or PNG, not {opened.format}")
+            img = ImageOps.fit(ImageOps.exif_transpose(opened).convert("RGB"), (SIZE, SIZE))
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError,
             Image.DecompressionBombWarning) as e:
         raise BadPhoto(f"not a usable JPEG or PNG: {e}") from None

@@ -156,9 +156,16 @@ def _rating_parts(db: sqlite_utils.Database) -> None:
     summaries.create_parts(db)
 
 
+def _staff_photos(db: sqlite_utils.Database) -> None:
+    """Version 10: staff photos as the tablets draw them (photos.py)."""
+    from . import photos
+
+    photos.create(db)
+
+
 # schema version N is MIGRATIONS[:N]; append, never edit
 MIGRATIONS = (_create, _held, _accounts_and_work_orders, _outbox_rises, _summaries, _cases_summaries, _firmware,
-              _case_sessions, _rating_parts)
+              _case_sessions, _rating_parts, _staff_photos)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
