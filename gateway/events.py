@@ -26,6 +26,7 @@ from collections import Counter
 import httpx
 
 from .config import Config
+from .worker import Worker
 
 log = logging.getLogger("pingjia.events")
 
@@ -125,8 +126,8 @@ class Webhook:
         self.secret = cfg.alert_webhook_secret
         self.queue: queue.Queue = queue.Queue(WEBHOOK_QUEUE)
         self.counts: Counter[str] = Counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="webhook", daemon=True)
+        self.worker = Worker("webhook", self._tick, 0)  # the tick waits on the queue itself
+        self.start, self.stop = self.worker.start, self.worker.stop
         self.http = httpx.Client(timeout=5, follow_redirects=False)
 
     def send(self, event: dict) -> None:
@@ -135,32 +136,24 @@ class Webhook:
         except queue.Full:
             self.counts["dropped"] += 1
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def _tick(self) -> None:
+        try:
+            event = self.queue.get(timeout=0.5)
+        except queue.Empty:
+            return
+        body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "X-Pingjia-Signature": signature(self.secret, body),
+                   "X-Pingjia-Event": event["type"]}
+        for attempt in range(WEBHOOK_TRIES):
             try:
-                event = self.queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            body = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
-            headers = {"Content-Type": "application/json", "X-Pingjia-Signature": signature(self.secret, body),
-                       "X-Pingjia-Event": event["type"]}
-            for attempt in range(WEBHOOK_TRIES):
-                try:
-                    r = self.http.post(self.url, content=body, headers=headers)
-                    if r.status_code < 300:
-                        self.counts["sent"] += 1
-                        break
-                    error = f"HTTP {r.status_code}"
-                except httpx.HTTPError as e:
-                    error = type(e).__name__
-                if attempt == WEBHOOK_TRIES - 1 or self._stop.wait(2 ** attempt):
-                    self.counts["failed"] += 1
-                    log.warning("webhook: alert %s not delivered: %s", event["id"], error)
-                    break
+                r = self.http.post(self.url, content=body, headers=headers)
+                if r.status_code < 300:
+                    self.counts["sent"] += 1
+                    return
+                error = f"HTTP {r.status_code}"
+            except httpx.HTTPError as e:
+                error = type(e).__name__
+            if attempt == WEBHOOK_TRIES - 1 or self.worker.stopped.wait(2 ** attempt):
+                self.counts["failed"] += 1
+                log.warning("webhook: alert %s not delivered: %s", event["id"], error)
+                return

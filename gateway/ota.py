@@ -11,13 +11,15 @@ rollout by itself; an admin or technician resumes or cancels it (the API).
 from __future__ import annotations
 
 import logging
-import threading
 import time
+
+from sqlite_utils import Database
 
 from . import protocol
 from .config import Config
 from .data import devices, firmware, open_db, transaction
 from .events import Events
+from .worker import Worker
 
 log = logging.getLogger("pingjia.ota")
 
@@ -32,36 +34,17 @@ class Rollouts:
         self.events = events
         self.publish = publish  # (topic, payload bytes, qos): the ingest's MQTT client
         self.timeout_s = DEVICE_TIMEOUT_S
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rollouts", daemon=True)
+        self._db: Database | None = None  # the sweeps' own connection, opened in their thread
+        self.worker = Worker("rollouts", self._tick, SWEEP_S, at_once=True)
+        self.start, self.stop, self.wake = self.worker.start, self.worker.stop, self.worker.wake
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(5)
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def _run(self) -> None:
-        db = open_db(self.cfg.db_path)
-        while not self._stop.is_set():
+    def _tick(self) -> None:
+        self._db = db = self._db or open_db(self.cfg.db_path)
+        for rid in firmware.running(db):
             try:
-                running = firmware.running(db)
-            except Exception:  # a locked database must not end the rollouts
-                log.exception("could not read the rollouts; trying again in %s s", SWEEP_S)
-                running = []
-            for rid in running:
-                try:
-                    self.sweep(db, rid, time.time())
-                except Exception:  # one rollout's bad row must not hold up the others
-                    log.exception("rollout %s: sweep failed; trying again in %s s", rid, SWEEP_S)
-            self._wake.wait(SWEEP_S)
-            self._wake.clear()
+                self.sweep(db, rid, time.time())
+            except Exception:  # one rollout's bad row must not hold up the others
+                log.exception("rollout %s: sweep failed; trying again in %s s", rid, SWEEP_S)
 
     # -- one rollout ------------------------------------------------------------------------
     def sweep(self, db, rid: int, now: float) -> None:

@@ -84,61 +84,36 @@ def units(cfg: Config, user: str, command: str | None = None) -> dict[str, str]:
     hardening = HARDENING.format(home=h, protect_home="" if under("/home/", "/root/", "/run/user/")
                                  else "ProtectHome=yes\n",
                                  private_tmp="" if under("/tmp/", "/var/tmp/") else "PrivateTmp=yes\n")
-    service = f"User={user}\nGroup={user}\nWorkingDirectory={h}\n"
+    common = f"User={user}\nGroup={user}\nWorkingDirectory={h}\n{hardening}"
     return {
-        "pingjia-broker.service": f"""[Unit]
-Description=Pingjia hall {cfg.hall}: the broker (Mosquitto) the evaluators send their ratings to
-After=network-online.target
-Wants=network-online.target
-
-[Service]
-Type=simple
-ExecStart={run} broker --home {h}
-Restart=on-failure
-RestartSec=2
-LimitNOFILE=65536
-MemoryDenyWriteExecute=yes
-{service}{hardening}
-[Install]
-WantedBy=multi-user.target
-""",
-        "pingjia-gateway.service": f"""[Unit]
-Description=Pingjia hall {cfg.hall}: the gateway (ingest, forwarding, API on port {cfg.api_port})
-After=network-online.target time-sync.target pingjia-broker.service
-Wants=network-online.target time-sync.target pingjia-broker.service
-
-[Service]
-Type=simple
-ExecStart={run} run --home {h}
-Restart=on-failure
-RestartSec=2
-TimeoutStopSec=20
-LimitNOFILE=16384
-{service}{hardening}
-[Install]
-WantedBy=multi-user.target
-""",
-        "pingjia-backup.service": f"""[Unit]
-Description=Pingjia hall {cfg.hall}: the nightly backup into {home}/backups
-
-[Service]
-Type=oneshot
-ExecStart={run} backup --home {h}
-Nice=10
-IOSchedulingClass=idle
-{service}{hardening}""",
-        "pingjia-backup.timer": f"""[Unit]
-Description=Pingjia hall {cfg.hall}: the nightly backup
-
-[Timer]
-OnCalendar={BACKUP_AT}
-RandomizedDelaySec=15min
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-""",
+        "pingjia-broker.service": _unit(
+            f"Pingjia hall {cfg.hall}: the broker (Mosquitto) the evaluators send their ratings to",
+            "After=network-online.target\nWants=network-online.target\n",
+            f"Type=simple\nExecStart={run} broker --home {h}\nRestart=on-failure\nRestartSec=2\n"
+            f"LimitNOFILE=65536\nMemoryDenyWriteExecute=yes\n{common}"),
+        "pingjia-gateway.service": _unit(
+            f"Pingjia hall {cfg.hall}: the gateway (ingest, forwarding, API on port {cfg.api_port})",
+            "After=network-online.target time-sync.target pingjia-broker.service\n"
+            "Wants=network-online.target time-sync.target pingjia-broker.service\n",
+            f"Type=simple\nExecStart={run} run --home {h}\nRestart=on-failure\nRestartSec=2\nTimeoutStopSec=20\n"
+            f"LimitNOFILE=16384\n{common}"),
+        "pingjia-backup.service": _unit(  # started by its timer, never at boot: no [Install]
+            f"Pingjia hall {cfg.hall}: the nightly backup into {home}/backups", "",
+            f"Type=oneshot\nExecStart={run} backup --home {h}\nNice=10\nIOSchedulingClass=idle\n{common}",
+            install=None),
+        "pingjia-backup.timer": _unit(
+            f"Pingjia hall {cfg.hall}: the nightly backup", "",
+            f"OnCalendar={BACKUP_AT}\nRandomizedDelaySec=15min\nPersistent=true\n", section="Timer",
+            install="timers.target"),
     }
+
+
+def _unit(description: str, unit: str, body: str, section: str = "Service",
+          install: str | None = "multi-user.target") -> str:
+    """One unit file: its [Unit], its [Service] (or [Timer]) and, unless started by another
+    unit, how it is enabled."""
+    text = f"[Unit]\nDescription={description}\n{unit}\n[{section}]\n{body}"
+    return text + (f"\n[Install]\nWantedBy={install}\n" if install else "")
 
 
 def ensure_user(user: str, home: Path) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 
 from .alarms import Alarms
 from .broker import Broker
 from .cli import LOG_FILE_BYTES, LOG_FILE_KEPT
 from .clock import StepWatch
 from .config import Config
+from .worker import Worker
 
 log = logging.getLogger("pingjia.upkeep")
 
@@ -50,33 +50,22 @@ class Upkeep:
         self.step: tuple[float, float] | None = None  # seen, not yet taken by on_step
         self.each = each  # called every UPKEEP_S: the gateway's own looks (clock_settled)
         self.clock = StepWatch()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="upkeep", daemon=True)
+        self._ticks = 0
+        self.worker = Worker("upkeep", self._tick, CLOCK_S)
+        self.start, self.stop = self.worker.start, self.worker.stop
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        ticks = 0
-        while not self._stop.wait(CLOCK_S):
-            ticks += 1
-            try:
-                seen = self.clock.check()
-                if seen:  # added to one not yet taken (the store could not take it: a full disk)
-                    self.step = (seen[0] + self.step[0], self.step[1]) if self.step else seen
-                if self.step and self.on_step:
-                    self.on_step(*self.step)
-                self.step = None
-                if ticks % int(UPKEEP_S / CLOCK_S) == 0:
-                    self.once()
-                    if self.each:
-                        self.each()
-            except Exception:  # the checks must outlive any one failure
-                log.exception("upkeep failed; trying again")
+    def _tick(self) -> None:
+        self._ticks += 1
+        seen = self.clock.check()
+        if seen:  # added to one not yet taken (the store could not take it: a full disk)
+            self.step = (seen[0] + self.step[0], self.step[1]) if self.step else seen
+        if self.step and self.on_step:
+            self.on_step(*self.step)
+        self.step = None
+        if self._ticks % int(UPKEEP_S / CLOCK_S) == 0:
+            self.once()
+            if self.each:
+                self.each()
 
     def once(self) -> None:
         free = free_mb(self.cfg.home)

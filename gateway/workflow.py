@@ -5,8 +5,9 @@ warnings and red cards as its deadlines near and pass, escalation marks, each ra
 from __future__ import annotations
 
 import logging
-import threading
 import time
+
+from sqlite_utils import Database
 
 from .config import Config
 from .data import open_db, transaction, workorders
@@ -14,6 +15,7 @@ from .deadlines import Calendar, Clock, RuleSet
 from .errors import ConfigError
 from .events import Events
 from .province import Profile
+from .worker import Worker
 
 log = logging.getLogger("pingjia.workflow")
 
@@ -43,8 +45,9 @@ class WorkOrders:
         self.clock = Clock(RuleSet.load(cfg.work_order_rules), calendar, cfg.timezone)
         # finished orders are reported to the platform where its profile takes feedback
         self.feedback = bool(cfg.platform_url) and Profile.load(cfg.platform_profile).feedback is not None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="work-orders", daemon=True)
+        self._db: Database | None = None  # the sweeps' own connection, opened in their thread
+        self.worker = Worker("work-order sweep", self._tick, SWEEP_S, at_once=True)  # what came due while down
+        self.start, self.stop = self.worker.start, self.worker.stop
         year = time.localtime().tm_year
         missing = {year, year + 1} - self.clock.calendar.years() if time.localtime().tm_mon == 12 else \
             {year} - self.clock.calendar.years()
@@ -97,19 +100,6 @@ class WorkOrders:
                 raised += 1
         return raised
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-    def _run(self) -> None:
-        db = open_db(self.cfg.db_path)
-        wait = 0.0  # the first sweep at once: what came due while the gateway was down
-        while not self._stop.wait(wait):
-            wait = SWEEP_S
-            try:
-                self.sweep(db, time.time())
-            except Exception:  # one bad order or a locked database must not end the sweeps
-                log.exception("work-order sweep failed; trying again in %s s", SWEEP_S)
+    def _tick(self) -> None:
+        self._db = self._db or open_db(self.cfg.db_path)
+        self.sweep(self._db, time.time())

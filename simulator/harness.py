@@ -5,6 +5,7 @@ stand-in driving sessions and cases. The demo and the end-to-end tests both use 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -131,6 +132,32 @@ def start_platform_sim(cfg: Config, port: int, *options: str, wait: bool = True)
     if wait:
         wait_platform(port)
     return proc
+
+
+@contextlib.contextmanager
+def fleet_hall(home: Path, hall: str, pairs: list[tuple[str, str]], prepare=None):
+    """A hall for protocol-level devices (load.py): its settings saved, the (device,
+    window) pairs registered, the broker and the gateway running; yields (cfg, the devices'
+    credentials, the gateway's process). prepare(cfg, db) runs on the database first (a
+    bench fills it)."""
+    cfg = local_config(home, hall, platform_url="")
+    cfg.save()
+    db = open_db(cfg.db_path)
+    if prepare:
+        prepare(cfg, db)
+    creds = Registry(cfg, db).add_many(pairs)
+    db.conn.close()
+    broker = Broker(cfg)
+    broker.start()
+    try:
+        gateway = start_gateway(cfg)
+        try:
+            yield cfg, creds, gateway
+        finally:
+            gateway.terminate()
+            gateway.wait(20)
+    finally:
+        broker.stop()
 
 
 def wait_platform(port: int) -> None:

@@ -71,6 +71,7 @@ class VirtualDevice:
         self.proc: subprocess.Popen | None = None
         self.boots = 0
         self.watchdog_resets = 0
+        self.crashes = 0  # the interpreter died of a signal (a panic on an ESP32): booted again
         self.port = SerialPort(port) if port else None
         self._powered = False
         self._closed = False
@@ -147,6 +148,13 @@ class VirtualDevice:
         if not (self._powered and self.proc is proc):
             return
         if code == EXIT_REBOOT:
+            time.sleep(0.05)
+            self._reboot(proc)
+        elif code < 0:
+            # the interpreter itself crashed (the unix port can, rarely, under a full heap):
+            # an ESP32's panic handler resets the chip, so the device boots again, and says why
+            self.crashes += 1
+            (self.flash / "reset.cause").write_text("panic")
             time.sleep(0.05)
             self._reboot(proc)
         elif self.port is not None and code >= 0:

@@ -1,5 +1,7 @@
-"""The firmware's flow on a running device: offline indicator, reasons, commands, resets."""
+"""The firmware's flow on a running device: offline indicator, reasons, commands, resets, crashes."""
 
+import os
+import signal
 import time
 
 from gateway import protocol
@@ -73,3 +75,21 @@ def test_a_running_device_sends_its_screen(hall, tmp_path):
     path = screen.save(fb, tmp_path / "pj-0001.png")
     assert path.stat().st_size > 100 and sum(map(sum, screen.pixels(fb))) > 200
     assert "请评价" in link.display
+
+
+def test_a_crashed_interpreter_boots_again_as_a_panicked_esp32_does(hall_factory):
+    hall = hall_factory(devices=1)
+    dev = "pj-0001"
+    d = hall.devices[dev]
+    hall.new_case(dev)
+    kept = hall.press(dev, "satisfied")
+    hall.controller.forget(dev)  # so link() below waits for the booted device
+    os.kill(d.proc.pid, signal.SIGSEGV)
+    link = hall.controller.link(dev, timeout=20)
+    assert link.wait(lambda l: l.boot, 10)
+    assert link.boot["reset"] == "panic" and d.crashes == 1 and d.boots == 2
+    assert link.wait(lambda l: l.link_up, 20)
+    hall.new_case(dev)
+    after = hall.press(dev, "very_satisfied")
+    hall.wait_drained([kept, after], timeout=30)
+    assert {kept["id"], after["id"]} <= set(hall.stored_rows())

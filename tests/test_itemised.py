@@ -1,12 +1,14 @@
 """Itemised ratings (protocol version 2) through a real gateway, beside version 1: stored
 with their parts, counted per part, forwarded in the fields the provincial profile has
-for them; a malformed part is refused and acked for nothing."""
+for them; a malformed part is refused and acked for nothing, even signed with the device's
+own key; the parts statistics take only good selections."""
 
 import json
 
 import httpx
 import pytest
 
+from gateway import protocol
 from simulator.harness import Hall, wait_until
 
 from .protocol_device import ProtocolDevice
@@ -63,3 +65,41 @@ def test_version_1_and_2_ratings_side_by_side(gw):
     assert [recs[f"pj-0101:{i}"]["staffSatisfaction"] for i in (1, 2, 3, 4)] == ["", "4", "5", ""]
     assert recs["pj-0101:3"]["taskSatisfaction"] == "4" and recs["pj-0101:3"]["channelSatisfaction"] == "5"
     assert recs["pj-0101:2"]["satisfaction"] == "2" and recs["pj-0101:2"]["evalDetail"] == "502"
+
+
+def test_a_device_key_holder_cannot_slip_odd_parts_in_and_stops_nothing(gw):
+    """Ratings signed with the device's own key, each with parts no tablet sends: refused as
+    `schema`, never stored or acked; the honest rating after them is stored at once."""
+    creds = gw.api.post("/api/v1/devices", json={"dev": "pj-0102", "window": "W02", "model": "tablet"}).json()
+    dev = ProtocolDevice(creds, gw.cfg.broker_host, gw.cfg.broker_port)
+    odd = [{f"p{i}": "satisfied" for i in range(1000)},  # huge
+           {"staff": {"level": "satisfied"}},  # nested
+           {"staff": ["satisfied"]}, {"staff": 5}, {"staff": "excellent"}, {"staff": None},
+           {**{p: "satisfied" for p in ("item", "staff", "channel", "commitment", "attitude", "materials",
+                                         "efficiency", "trips", "mechanism", "integrity")}, "x" * 5000: "satisfied"},
+           ["staff", "satisfied"], "staff:satisfied"]
+    try:
+        before = gw.rejection_counts().get("schema", 0)
+        for parts in odd:
+            msg = dev.rating("satisfied")
+            msg.pop("sig")
+            msg = {**msg, "v": 2, "parts": parts}
+            msg["sig"] = protocol.sign(dev.key, "rating", msg)  # signed as the gateway would check it
+            dev.client.publish(dev.topic("rating"), json.dumps(msg).encode(), qos=1).wait_for_publish(5)
+        wait_until(lambda: gw.rejection_counts().get("schema", 0) >= before + len(odd), 20,
+                   what="every odd rating refused")
+        assert dev.acks.empty()
+        assert dev.send(dev.rating("satisfied", parts={"staff": "satisfied"}))["status"] == "stored"
+    finally:
+        dev.close()
+    assert [r for r in gw.stored_rows() if r.startswith("pj-0102:")] == [f"pj-0102:{dev.seq}"]
+    assert gw.api.get("/api/v1/health").json()["broker_connected"]
+
+
+def test_the_parts_statistics_take_only_good_selections(gw):
+    api = gw.api
+    for params in ({"level": "excellent"}, {"since": "yesterday"}, {"until": "2026-13-40"},
+                   {"window": "W01' or '1'='1"}, {"window": "x" * 1000}, {"level": ["satisfied", "x"]}):
+        r = api.get("/api/v1/stats/parts", params=params)
+        assert r.status_code == 422, (params, r.status_code, r.text)
+    assert api.get("/api/v1/stats/parts", params={"window": "W77", "since": "2020-01-01"}).json() == []

@@ -21,9 +21,10 @@ from simulator.harness import wait_until
 class Sim:
     """`pingjia sim devices` in its own process; one command in, one JSON line out."""
 
-    def __init__(self, home: Path, count: int):
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "sim", "devices", "--count", str(count),
-                                      "--home", str(home)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    def __init__(self, home: Path, count: int, model: str = "five-button"):
+        argv = [sys.executable, "-m", "gateway", "sim", "devices", "--count", str(count), "--home", str(home),
+                "--model", model]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=open(home.parent / "sim.err", "wb"), text=True)
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=lambda: [self.lines.put(l) for l in self.proc.stdout], daemon=True).start()
@@ -50,10 +51,7 @@ def mpremote(port: str, *args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.fixture
-def sim(tmp_path):
-    s = Sim(tmp_path / "hall", 2)
-    yield s
+def _stop(s: Sim) -> None:
     if s.proc.poll() is None:
         s.proc.terminate()  # SIGTERM stops the hall too; a kill -9 would orphan its processes
         try:
@@ -61,6 +59,13 @@ def sim(tmp_path):
         except subprocess.TimeoutExpired:
             s.proc.kill()
             s.proc.wait()
+
+
+@pytest.fixture
+def sim(tmp_path):
+    s = Sim(tmp_path / "hall", 2)
+    yield s
+    _stop(s)
 
 
 def test_mpremote_reaches_the_repl_of_a_running_device_and_the_app_comes_back(sim, tmp_path):
@@ -139,3 +144,28 @@ def test_power_wifi_screen_and_bad_commands(sim, tmp_path):
     sim.proc.stdin.flush()
     assert sim.proc.wait(60) == 0
     assert not Path(sim.ready["ports"]["pj-0001"]).exists()  # the ports go with the simulator
+
+
+def test_tablets_in_the_sim_are_tapped_by_target_and_rate_parts(tmp_path):
+    sim = Sim(tmp_path / "hall", 2, model="mixed")
+    try:
+        assert [d["model"] for d in sim.run("list")["devices"]] == ["five-button", "tablet"]
+        case = sim.run("case pj-0002")["case"]
+        shown = wait_until(lambda: (t := sim.run("targets pj-0002"))["lines"][1:2] == [f"办件 {case}"] and t, 10,
+                           what="the case on the tablet")
+        assert {f"level:{lv}" for lv in ("very_satisfied", "dissatisfied")} <= set(shown["targets"])
+        rated = sim.run("press pj-0002 dissatisfied slow staff=satisfied channel=dissatisfied")
+        assert rated["case_no"] == case and rated["parts"] == {"staff": "satisfied", "channel": "dissatisfied"}
+        png = tmp_path / "tablet.png"
+        assert Path(sim.run(f"screen pj-0002 {png}")["png"]) == png.resolve()
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        for bad, says in (("press pj-0001 satisfied staff=satisfied", "five buttons"),
+                          ("press pj-0002 satisfied staff=superb", "unknown level"),
+                          ("press pj-0002 satisfied mood=satisfied", "parts are"),
+                          ("touch pj-0001 level:satisfied", "five buttons"),
+                          ("touch pj-0002 nothing:here", "shows no")):
+            assert says in sim.run(bad).get("error", ""), bad
+        sim.run("touch pj-0002 5,5")  # a point: the band, where nothing is to tap
+        assert sim.device("pj-0002")["online"]
+    finally:
+        _stop(sim)

@@ -19,7 +19,9 @@ def load_board(cfg):
             from board_tablet import Board
         else:
             from board_esp32 import Board
-    else:  # the unix port: the simulator's board
+    elif cfg["model"] == "tablet":  # the unix port: the simulator's boards
+        from board_unix_tablet import Board
+    else:
         from board_unix import Board
     return Board(cfg)
 

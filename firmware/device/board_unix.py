@@ -2,7 +2,7 @@
 #
 # If config "ctl" names host:port, the board connects there and speaks JSON lines:
 #   simulator -> device  {"button": 1..5}      a press of one of the five buttons
-#                        {"touch": [x, y]}     a tap on the tablet's screen
+#                        {"touch": [x, y]}     a tap on the tablet's screen (board_unix_tablet.py)
 #                        {"screen": true}      send the framebuffer (event "screen"); the
 #                                              tablet's 300 KB go to the file screen.rgb565
 #                        {"wifi": false|true}  the Wi-Fi link lost or back
@@ -11,7 +11,8 @@
 #                                              config "heap_watch_ms" samples it
 #   device -> simulator  {"ev": NAME, ...}     display, confirmed, already_rated, ...
 # Without "ctl" the device runs with no buttons (useful for serial-tool sessions).
-# Config "model" says which evaluator it is: "five-button" or "tablet" (touch screen).
+# Config "model" says which evaluator it is: "five-button", or "tablet" (touch screen:
+# board_unix_tablet.py, this board with the tablet's screen).
 # The screen is the same framebuffer and font code as the ESP32's, only not sent to a
 # panel; reset causes and the watchdog are emulated with a file, as RTC memory would be.
 import asyncio
@@ -28,6 +29,9 @@ from buttons import Buttons
 RESET_FILE = "reset.cause"  # the unix port's stand-in for the ESP32's reset-cause register
 WDT_FILE = "wdt"  # the simulator's hardware watchdog
 EXIT_REBOOT = 3  # the simulator restarts a device that exits with this
+EVENTS = 64  # events waiting for the simulator's socket
+EVENTS_KEPT = 96  # ... of which the last 32 only for the answers to a press or a tap
+ANSWERS = ("confirmed", "ignored", "already_rated", "reason", "details", "display", "full")
 
 
 def _wav_header(rate, n):
@@ -37,22 +41,13 @@ def _wav_header(rate, n):
 
 
 class Board:
+    model = "five-button"  # board_unix_tablet.py: the tablet's
+
     def __init__(self, cfg):
         self.ctl = cfg["ctl"]
         self.dev = cfg["dev"]
-        self.model = cfg["model"]
         self.online = None  # not known yet: the first set_online draws the mark
-        if self.model == "tablet":
-            from canvas import Canvas
-            from touch import Touch
-
-            self.touch = Touch(cfg["min_gap_ms"])
-            self.canvas = Canvas(cfg["font_large"])
-        else:
-            from display import Display
-
-            self.buttons = Buttons(cfg["debounce_ms"], cfg["min_gap_ms"])
-            self.display = Display(cfg["font"])
+        self._ui(cfg)
         self.wifi = True
         self._w = None
         self._events = []  # bounded: events are for the simulator, never worth memory
@@ -68,11 +63,16 @@ class Board:
         self.heap_peak = 0
         self.heap_start = 0  # live heap when the app started: mostly the modules' bytecode
 
+    def _ui(self, cfg):
+        from display import Display
+
+        self.buttons = Buttons(cfg["debounce_ms"], cfg["min_gap_ms"])
+        self.display = Display(cfg["font"])
+
     async def start(self):
         if self.ctl:
             asyncio.create_task(self._control())
-        if self.model != "tablet":
-            asyncio.create_task(self._scroller())
+        self._ui_tasks()
         if self._heap_watch:
             asyncio.create_task(self._heap_sampler())
 
@@ -91,36 +91,46 @@ class Board:
         self._events.insert(0, json.dumps({"ev": "hello", "dev": self.dev}).encode() + b"\n")
         asyncio.create_task(self._sender())
         while True:
-            line = await r.readline()
-            if not line:
-                break
             try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(msg, dict):
-                continue
-            b = msg.get("button")
-            if isinstance(b, int) and 1 <= b <= 5 and self.model != "tablet" and not self.buttons.accept(b):
-                self.event("ignored", button=b)  # inside the minimum gap: one press, one rating
-            t = msg.get("touch")
-            if self.model == "tablet" and isinstance(t, list) and len(t) == 2 and \
-                    all(isinstance(v, int) for v in t) and not self.touch.accept(t[0], t[1]):
-                self.event("ignored", touch=t)
-            if msg.get("screen"):
-                self._send_screen()
-            if msg.get("heap"):
+                line = await r.readline()
+                if not line:
+                    break
+                self._command(line)
+            except MemoryError as e:  # the simulator's wire, not the device's: it must outlive a full heap
                 gc.collect()
-                self.event("heap", peak=self.heap_peak, start=self.heap_start, now=gc.mem_alloc(),
-                           free=gc.mem_free())
-            if isinstance(msg.get("clock_ms"), int):
-                self._clock_offset += msg["clock_ms"]
-            if "wifi" in msg:
-                self.wifi = bool(msg["wifi"])
+                print("pingjia: control channel:", repr(e))
         self._w = None
 
+    def _command(self, line):
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            return
+        if isinstance(msg, dict):
+            self._do(msg)
+
+    def _do(self, msg):
+        self._input(msg)
+        if msg.get("screen"):
+            self._send_screen()
+        if msg.get("heap"):
+            gc.collect()
+            self.event("heap", peak=self.heap_peak, start=self.heap_start, now=gc.mem_alloc(),
+                       free=gc.mem_free())
+        if isinstance(msg.get("clock_ms"), int):
+            self._clock_offset += msg["clock_ms"]
+        if "wifi" in msg:
+            self.wifi = bool(msg["wifi"])
+
+    def _input(self, msg):
+        b = msg.get("button")
+        if isinstance(b, int) and 1 <= b <= 5 and not self.buttons.accept(b):
+            self.event("ignored", button=b)  # inside the minimum gap: one press, one rating
+
     def event(self, name, **fields):
-        if self.ctl and len(self._events) < 64:
+        # bounded: a burst of acks (a backlog drained) may drop acks' events, but a citizen's
+        # press answered or ignored is what the simulator counts, so those get room of their own
+        if self.ctl and len(self._events) < (EVENTS_KEPT if name in ANSWERS else EVENTS):
             fields["ev"] = name
             self._events.append(json.dumps(fields).encode() + b"\n")
             self._event_flag.set()
@@ -136,31 +146,25 @@ class Board:
                 await self._event_flag.wait()
 
     def _send_screen(self):
-        if self.model != "tablet":
-            self.event("screen", fb=binascii.b2a_base64(self.display.buf, newline=False).decode())
-            return
-        with open("screen.rgb565", "wb") as f:  # the panel's bytes, as the ESP32 sends them
-            f.write(self.canvas.buf)
-        self.event("screen", file=os.getcwd() + "/screen.rgb565", w=480, h=320)
+        self.event("screen", fb=binascii.b2a_base64(self.display.buf, newline=False).decode())
 
     # -- display, LEDs, buzzer --------------------------------------------------------
     def show(self, lines):
         self.display.show(lines)
         self.event("display", lines=lines)
 
-    def show_screen(self, lines, targets):
-        """The tablet: the canvas is drawn; what it says and what can be tapped where."""
-        self.event("display", lines=lines, targets=targets)
-
     def set_online(self, online):
         if self.online == online:
             return
         self.online = online
-        if self.model == "tablet":
-            self.canvas.mark(not online)
-        else:
-            self.display.set_offline(not online)
+        self._mark(not online)
         self.event("offline", on=not online)
+
+    def _mark(self, offline):
+        self.display.set_offline(offline)
+
+    def _ui_tasks(self):
+        asyncio.create_task(self._scroller())
 
     async def _scroller(self):
         while True:

@@ -58,8 +58,9 @@ class Flow:
             reason = 0  # no reason asked: a good review
             if proto.LEVELS[b - 1] in proto.BAD:
                 reason, t0 = await self.ask_reason()
+            ev = self.ev
             self.commit(b, case, records.reasons(reason), None, t0,
-                        lambda ts, tsync, up: records.encode(b, reason, ts, tsync, up, case))
+                        records.encode(b, reason, self.board.time(), ev.tsync, ev.uptime(), case))
 
     def may_rate(self):
         """The case a press now rates ("" with no session), or None, with the screen saying
@@ -82,11 +83,11 @@ class Flow:
     def show_thanks(self, button):
         self.board.show(("谢谢您的评价", LEVEL_NAMES[button - 1], "", ""))
 
-    def commit(self, button, case, reasons, parts, t0, encode):
-        """Store the rating (encode(ts, tsync, up) is its record), then confirm it."""
+    def commit(self, button, case, reasons, parts, t0, record):
+        """Store the rating's record (records.py), then confirm it."""
         ev = self.ev
         try:
-            seq = self.store(encode(self.board.time(), ev.tsync, ev.uptime()))
+            seq = self.store(record)
         except OSError:
             self.show_full()  # not stored, so not confirmed: the citizen sees it failed
             return

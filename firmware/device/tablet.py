@@ -12,7 +12,7 @@ import asyncio
 import time
 
 import proto
-import records
+import tablet_records
 from canvas import BLUE, GREY, INK, PALE, WHITE, W, rgb
 from flow import LEVEL_NAMES, UI_TICK_MS, Flow
 
@@ -73,22 +73,26 @@ class TabletFlow(Flow):
             self._idle_due = True
             return
         self._idle_due = False
-        s = self.ev.session
-        if not (s and s.get("case") and s["case"] != self.ev.rated_case):
-            self._message("欢迎评价", ("窗口 " + (s.get("window") or "") if s else "", ""))
+        s = self.ev.session or {}
+        case = s.get("case") or ""
+        if case and case == self.ev.rated_case:  # rated: nothing to offer until the next case
+            self._message("欢迎评价", ("窗口 " + (s.get("window") or ""), ""))
             return
+        # the case to rate; with none known yet (no case completed, or no gateway reached)
+        # the levels are offered all the same, as the five buttons always are
         self._begin()
         c = self.c
-        item = s.get("item_name") or ""
-        staff = "工号 " + (s.get("staff_id") or "") + " " + (s.get("staff_name") or "")
+        item = s.get("item_name") or "欢迎评价"
+        staff = "工号 " + (s.get("staff_id") or "") + " " + (s.get("staff_name") or "") if s.get("staff_id") else ""
         self._band(item)
         px = self.ev.photo.of(s.get("staff_id")) if self.ev.photo else None
         room = W - 20 - (PHOTO + 8 if px else 0)
         if px:  # beside the staff member's name; the case number below takes the whole width
             c.image(px, W - PHOTO - 8, BAND + 4, PHOTO, PHOTO)
-        c.text(c.fit(staff, room), 10, BAND + 10, INK, WHITE)
+        c.text(c.fit(staff or ("窗口 " + (s.get("window") or "")), room), 10, BAND + 10, INK, WHITE)
         c.text("请对本次服务进行评价", 10, BAND + 52, BLUE, WHITE)
-        c.text(c.fit("办件 " + s["case"], W - 20), 10, BAND + 104, INK, WHITE)
+        if case:
+            c.text(c.fit("办件 " + case, W - 20), 10, BAND + 104, INK, WHITE)
         top = 182
         for i in range(5):
             x = 2 + i * 96
@@ -99,9 +103,9 @@ class TabletFlow(Flow):
             c.centred(a, x, top + 62, 92, WHITE, col)
             c.centred(b, x, top + 62 + c.font.size + 2, 92, WHITE, col)
             self._target("level:" + proto.LEVELS[i], x, top, 92, 316 - top)
-        self._show((item, "办件 " + s["case"], staff, "请评价", "photo" if px else ""))
-        if s["case"] != self.greeted:  # once a case: a session is sent again at each reconnect
-            self.greeted = s["case"]
+        self._show((item, "办件 " + case if case else "", staff, "请评价", "photo" if px else ""))
+        if case and case != self.greeted:  # once a case: a session is sent again at each reconnect
+            self.greeted = case
             self.say("welcome")
 
     def show_full(self):
@@ -203,8 +207,9 @@ class TabletFlow(Flow):
                 tags, parts, t0 = await self.details(b, t0)
                 reasons = [] if not tags else ["none"] if tags == [-1] else [proto.REASONS[t - 1] for t in tags]
                 named = {k: proto.LEVELS[v - 1] for k, v in parts.items()} or None
-                self.commit(b, case, reasons, named, t0,
-                            lambda ts, tsync, up: records.encode_tablet(b, tags, parts, ts, tsync, up, case))
+                ev = self.ev
+                self.commit(b, case, reasons, named, t0, tablet_records.encode(
+                    b, tags, parts, self.board.time(), ev.tsync, ev.uptime(), case))
                 await asyncio.sleep_ms(self.thanks_ms)
             finally:
                 self.busy = False

@@ -15,28 +15,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from gateway.broker import Broker
 from gateway.data import open_db
-from gateway.registry import Registry
 
 from .. import say
 from ..bench.ingest import rss_mb
-from ..harness import local_config, start_gateway
+from ..harness import fleet_hall
 from ..load import Fleet, percentile
 
 
 async def run(args) -> dict:
     home = Path(args.home) if args.home else Path(tempfile.mkdtemp(prefix="pingjia-load-"))
-    cfg = local_config(home, "load", platform_url="")
-    cfg.save()
-    db = open_db(cfg.db_path)
     say(f"registering {args.devices} devices in {home} ...")
-    creds = Registry(cfg, db).add_many([(f"ld-{i:05d}", f"W{i % args.windows:02d}") for i in range(args.devices)])
-    db.conn.close()
-    broker = Broker(cfg)
-    broker.start()
-    gateway = start_gateway(cfg)
-    fleet = Fleet(creds, cfg.broker_host, cfg.broker_port)
+    pairs = [(f"ld-{i:05d}", f"W{i % args.windows:02d}") for i in range(args.devices)]
+    with fleet_hall(home, "load", pairs) as (cfg, creds, gateway):
+        return await _rate(args, cfg, Fleet(creds, cfg.broker_host, cfg.broker_port), gateway)
+
+
+async def _rate(args, cfg, fleet: Fleet, gateway) -> dict:
     try:
         connect_s = await fleet.connect()
         say(f"{args.devices} devices connected in {connect_s:.1f} s; rating at {args.rate}/s for {args.seconds} s ...")
@@ -58,9 +53,6 @@ async def run(args) -> dict:
                 "gateway_rss_mb": rss_mb(gateway.pid)}
     finally:
         fleet.close()
-        gateway.terminate()
-        gateway.wait(10)
-        broker.stop()
 
 
 def main(args) -> int:

@@ -5,6 +5,8 @@ import asyncio
 import importlib.metadata
 import re
 
+import pytest
+
 import firmware
 from firmware.build import GENERATED
 
@@ -54,8 +56,10 @@ def _methods(tree: ast.AST, classes: set[str] | None = None) -> set[str]:
             for f in c.body if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
-def test_the_esp32_board_uses_only_what_machine_and_network_define():
-    """Every machine/network name the board touches (machine.WDT, Pin.IRQ_FALLING, ...)
+@pytest.mark.parametrize("board, hardware", [("board_esp32.py", {"duty_u16", "isconnected", "feed"}),
+                                             ("board_tablet.py", {"readfrom_mem_into", "irq", "value"})])
+def test_the_esp32_boards_use_only_what_machine_and_network_define(board, hardware):
+    """Every machine/network name a board touches (machine.WDT, Pin.IRQ_FALLING, ...)
     and every method it calls on what they make (PWM.duty_u16, WLAN.isconnected, ...) is
     defined in the ESP32 port's stubs. The methods are found in the board's code: each
     call whose method is none of the board's own classes, the device classes it imports,
@@ -63,13 +67,16 @@ def test_the_esp32_board_uses_only_what_machine_and_network_define():
     stubs = _stub("machine") + _stub("network")
     defined = set(re.findall(r"(?:def|class)\s+(\w+)|^\s*(\w+)\s*:", stubs, re.M))
     defined = {a or b for a, b in defined}
-    tree = ast.parse((firmware.DEVICE_DIR / "board_esp32.py").read_text())
+    tree = ast.parse((firmware.DEVICE_DIR / board).read_text())
     used = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)
-            and isinstance(n.value, ast.Name) and n.value.id in {"machine", "network", "Pin", "I2S"}}
+            and isinstance(n.value, ast.Name) and n.value.id in {"machine", "network", "Pin", "I2S", "SPI", "I2C"}}
     modules, own = set(), _methods(tree)
     for n in ast.walk(tree):
         if isinstance(n, ast.Import):
             modules |= {a.asname or a.name for a in n.names}
+            for a in n.names:  # a device module's classes, subclassed (the tablet's board is the ESP32's)
+                if (firmware.DEVICE_DIR / f"{a.name}.py").exists():
+                    own |= _methods(ast.parse((firmware.DEVICE_DIR / f"{a.name}.py").read_text()))
         elif isinstance(n, ast.ImportFrom) and (firmware.DEVICE_DIR / f"{n.module}.py").exists():
             own |= _methods(ast.parse((firmware.DEVICE_DIR / f"{n.module}.py").read_text()), {a.name for a in n.names})
     called = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
@@ -78,5 +85,5 @@ def test_the_esp32_board_uses_only_what_machine_and_network_define():
                                              asyncio.Event, asyncio.Queue, asyncio.Task, asyncio.StreamWriter)))
     methods = called - own - builtin
     assert used and not (used - defined), used - defined
-    assert {"duty_u16", "isconnected", "feed"} <= methods  # the search finds the hardware's methods
+    assert hardware <= methods  # the search finds the hardware's methods
     assert not (methods - defined), methods - defined

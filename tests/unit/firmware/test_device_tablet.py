@@ -13,13 +13,13 @@ KEY = "11" * 32
 
 RECORDS = f"""
 import json, binascii
-import proto, records
+import proto, records, tablet_records
 s = proto.Signer(binascii.unhexlify({KEY!r}))
 head = records.header(3, "0.1.0")
 cases = [
-    records.encode_tablet(4, [2, 5], {{"staff": 1, "item": 4}}, 1796000000000, 1, 5000, "C-1"),
-    records.encode_tablet(5, [-1], {{"channel": 3}}, 1796000000001, 1, 5001, "C-2"),
-    records.encode_tablet(1, [], {{}}, 1796000000002, 0, 5002, ""),
+    tablet_records.encode(4, [2, 5], {{"staff": 1, "item": 4}}, 1796000000000, 1, 5000, "C-1"),
+    tablet_records.encode(5, [-1], {{"channel": 3}}, 1796000000001, 1, 5001, "C-2"),
+    tablet_records.encode(1, [], {{}}, 1796000000002, 0, 5002, ""),
     records.encode(4, 2, 1796000000003, 1, 5003, "C-4"),
 ]
 for i, rec in enumerate(cases):
@@ -53,11 +53,11 @@ def test_tablet_records_become_ratings_the_gateway_verifies():
 
 MANIFEST = """
 import json
-import update, outbox
+import staging
 
 def manifest(model, writes):
     files = {"app.mpy": "a" * 64}
-    m = {"firmware": "pingjia-evaluator", "files": files, "boot": {}, "content_hash": update.content_hash(files),
+    m = {"firmware": "pingjia-evaluator", "files": files, "boot": {}, "content_hash": staging.content_hash(files),
          "outbox": {"reads": [1, 2], "writes": writes}}
     if model:
         m["model"] = model
@@ -67,9 +67,9 @@ for mine, theirs, writes in (("tablet", "five-button", 1), ("tablet", None, 1), 
                              ("tablet", "tablet", 2), ("five-button", "five-button", 1)):
     m = manifest(theirs, writes)
     try:
-        update.check_manifest(m, m["content_hash"], mine)
+        staging.check_manifest(m, m["content_hash"], mine)
         print(json.dumps([mine, theirs, "ok"]))
-    except update.UpdateError as e:
+    except staging.UpdateError as e:
         print(json.dumps([mine, theirs, str(e)]))
 """
 
