@@ -72,7 +72,7 @@ def test_a_device_key_holder_cannot_slip_odd_parts_in_and_stops_nothing(gw):
     `schema`, never stored or acked; the honest rating after them is stored at once."""
     creds = gw.api.post("/api/v1/devices", json={"dev": "pj-0102", "window": "W02", "model": "tablet"}).json()
     dev = ProtocolDevice(creds, gw.cfg.broker_host, gw.cfg.broker_port)
-    odd = [{f"p{i}": "satisfied" for i in range(1000)},  # huge
+    odd = [{f"p{i}": "satisfied" for i in range(300)},  # huge (under the broker's 8 KB, so it reaches the gateway)
            {"staff": {"level": "satisfied"}},  # nested
            {"staff": ["satisfied"]}, {"staff": 5}, {"staff": "excellent"}, {"staff": None},
            {**{p: "satisfied" for p in ("item", "staff", "channel", "commitment", "attitude", "materials",
@@ -99,7 +99,9 @@ def test_a_device_key_holder_cannot_slip_odd_parts_in_and_stops_nothing(gw):
 def test_the_parts_statistics_take_only_good_selections(gw):
     api = gw.api
     for params in ({"level": "excellent"}, {"since": "yesterday"}, {"until": "2026-13-40"},
-                   {"window": "W01' or '1'='1"}, {"window": "x" * 1000}, {"level": ["satisfied", "x"]}):
+                   {"window": "x" * 1000}, {"level": ["satisfied", "x"]}):
         r = api.get("/api/v1/stats/parts", params=params)
         assert r.status_code == 422, (params, r.status_code, r.text)
-    assert api.get("/api/v1/stats/parts", params={"window": "W77", "since": "2020-01-01"}).json() == []
+    for window in ("W77", "W01' or '1'='1"):  # a name no window has, or SQL: bound as a value, it finds nothing
+        r = api.get("/api/v1/stats/parts", params={"window": window, "since": "2020-01-01"})
+        assert r.status_code == 200 and r.json() == [], (window, r.text)
