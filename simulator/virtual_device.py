@@ -72,6 +72,7 @@ class VirtualDevice:
         self.boots = 0
         self.watchdog_resets = 0
         self.crashes = 0  # the interpreter died of a signal (a panic on an ESP32): booted again
+        self._reset_by_watchdog: set[subprocess.Popen] = set()
         self.port = SerialPort(port) if port else None
         self._powered = False
         self._closed = False
@@ -135,6 +136,7 @@ class VirtualDevice:
                 with self._lock:
                     if not self._powered or self.proc is not proc:
                         continue
+                    self._reset_by_watchdog.add(proc)  # its end is this reset, not a crash
                     proc.kill()
                     proc.wait()
                     (self.flash / "reset.cause").write_text("watchdog")
@@ -150,7 +152,7 @@ class VirtualDevice:
         if code == EXIT_REBOOT:
             time.sleep(0.05)
             self._reboot(proc)
-        elif code < 0:
+        elif code < 0 and not self._watchdog_reset(proc):
             # the interpreter itself crashed (the unix port can, rarely, under a full heap):
             # an ESP32's panic handler resets the chip, so the device boots again, and says why
             self.crashes += 1
@@ -163,6 +165,12 @@ class VirtualDevice:
             raw = self.port.tail.endswith(SOFT_RESET_RAW)
             self.port.write(b"MPY: soft reboot\r\n")
             self._reboot(proc, raw_repl=raw)
+
+    def _watchdog_reset(self, proc: subprocess.Popen) -> bool:
+        if proc in self._reset_by_watchdog:
+            self._reset_by_watchdog.discard(proc)
+            return True
+        return False
 
     def power_cut(self) -> None:
         """kill -9: what a pulled plug does to the firmware."""
