@@ -355,9 +355,9 @@ class Hall:
         if parts:
             if level in BAD_LEVELS and not link.choose("parts", shows("part:item:satisfied"), timeout):
                 return False
-            for code, lv in parts.items():
-                n = link.seen["details"]
-                if not link.choose(f"part:{code}:{lv}", lambda l, k=n: l.seen["details"] > k, timeout):
+            for code, lv in parts.items():  # done once the screen shows the part chosen (a tap may be ignored)
+                chosen = f"{code}:{LEVEL_BUTTON[lv]}"
+                if not link.choose(f"part:{code}:{lv}", lambda l, c=chosen: c in (l.display[1:2] or [""])[0], timeout):
                     return False
         return link.wait(shows("submit"), timeout) and link.choose("submit", confirmed, timeout)
 
